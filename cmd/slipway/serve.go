@@ -1,0 +1,154 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/slipway-dev/slipway/internal/config"
+	"github.com/slipway-dev/slipway/internal/metrics"
+	"github.com/slipway-dev/slipway/internal/queue"
+	"github.com/slipway-dev/slipway/internal/store"
+	"github.com/slipway-dev/slipway/internal/web"
+	"github.com/slipway-dev/slipway/internal/webhook"
+	"github.com/slipway-dev/slipway/migrations"
+)
+
+func serve(ctx context.Context, args, env []string, stderr io.Writer) error {
+	cfg, _, err := loadConfig("serve", args, env, stderr)
+	if err != nil {
+		return err
+	}
+	if err := cfg.ValidateServe(); err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	logger := newLogger(cfg, stderr)
+	st, err := store.Open(ctx, cfg.DatabaseURL.Reveal(), int32(cfg.Workers*2+8))
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	if cfg.MigrateFirst() {
+		if err := applyMigrations(ctx, st, logger); err != nil {
+			return err
+		}
+	}
+	ms, err := store.LoadMigrations(migrations.FS)
+	if err != nil {
+		return err
+	}
+
+	reg := prometheus.NewRegistry()
+	m := metrics.New(reg)
+	metrics.RegisterQueueDepth(reg, st, []string{store.KindRun, store.KindDeployment}, logger)
+
+	secrets := make([][]byte, len(cfg.Webhook.Secrets))
+	for i, s := range cfg.Webhook.Secrets {
+		secrets[i] = []byte(s.Reveal())
+	}
+	hook, err := webhook.NewHandler(webhook.Config{
+		Secrets: secrets,
+		MaxBody: cfg.Webhook.MaxBodyBytes,
+		Repos:   config.Repos(cfg.Repositories),
+	}, st, m, logger)
+	if err != nil {
+		return err
+	}
+
+	owner, err := ownerID()
+	if err != nil {
+		return err
+	}
+	q, err := queue.New(queue.Config{
+		Owner:         owner,
+		Workers:       cfg.Workers,
+		Lease:         cfg.Queue.Lease.D(),
+		PollInterval:  cfg.Queue.PollInterval.D(),
+		RescueEvery:   cfg.Queue.RescueEvery.D(),
+		BackoffBase:   cfg.Queue.BackoffBase.D(),
+		ShutdownGrace: cfg.Queue.ShutdownGrace.D(),
+		Kinds:         kinds(st, logger),
+	}, st, m, logger)
+	if err != nil {
+		return err
+	}
+
+	router := web.NewRouter(web.Deps{
+		Webhook:  hook,
+		Ready:    readiness{st: st, migrations: ms},
+		Gatherer: reg,
+		Logger:   logger,
+	})
+	srv := &http.Server{Handler: router, ReadHeaderTimeout: 10 * time.Second}
+	ln, err := net.Listen("tcp", cfg.ListenAddr)
+	if err != nil {
+		return fmt.Errorf("listening on %s: %w", cfg.ListenAddr, err)
+	}
+	logger.InfoContext(ctx, "slipway serving", "addr", ln.Addr().String(), "owner", owner, "workers", cfg.Workers, "version", version)
+
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("serving HTTP: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() error {
+		<-gctx.Done()
+		// Stop taking webhooks first; in-flight requests get a few seconds to finish.
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(gctx), 10*time.Second)
+		defer cancel()
+		return srv.Shutdown(sctx)
+	})
+	g.Go(func() error { return q.Run(gctx) })
+	err = g.Wait()
+	logger.Info("slipway stopped", "err", err)
+	return err
+}
+
+// ownerID names this replica in leases: readable, and unique even across restarts on one host.
+func ownerID() (string, error) {
+	host, _ := os.Hostname()
+	b := make([]byte, 4)
+	if _, err := rand.Read(b); err != nil {
+		return "", fmt.Errorf("making owner id: %w", err)
+	}
+	return fmt.Sprintf("%s-%d-%s", host, os.Getpid(), hex.EncodeToString(b)), nil
+}
+
+type readiness struct {
+	st         *store.Store
+	migrations []store.Migration
+}
+
+func (r readiness) Ready(ctx context.Context) error {
+	if err := r.st.Ping(ctx); err != nil {
+		return fmt.Errorf("database unreachable: %w", err)
+	}
+	n, err := r.st.MigrationsPending(ctx, r.migrations)
+	if err != nil {
+		return err
+	}
+	if n > 0 {
+		return fmt.Errorf("%d migrations pending", n)
+	}
+	return nil
+}
+
+// kinds wires the queue's item kinds to their handlers.
+func kinds(st *store.Store, logger *slog.Logger) []queue.Kind {
+	return []queue.Kind{
+		{Name: store.KindRun, DoneStatus: "planned", Handler: planRun(st, logger)},
+	}
+}

@@ -1,0 +1,291 @@
+// Package config loads the server configuration from a YAML file and SLIPWAY_* environment
+// variables (the environment wins), and validates it, naming the bad key in every error.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"path"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/goccy/go-yaml"
+)
+
+// Secret is a value that is never printed: not by fmt, not by slog, not in JSON.
+type Secret string
+
+func (Secret) String() string                 { return "[redacted]" }
+func (Secret) GoString() string               { return "[redacted]" }
+func (Secret) MarshalJSON() ([]byte, error)   { return []byte(`"[redacted]"`), nil }
+func (s Secret) Reveal() string               { return string(s) }
+func (s Secret) MarshalText() ([]byte, error) { return []byte("[redacted]"), nil }
+
+// Config is the whole server configuration.
+type Config struct {
+	ListenAddr     string       `yaml:"listen_addr"`
+	DatabaseURL    Secret       `yaml:"database_url"`
+	MigrateOnStart *bool        `yaml:"migrate_on_start"`
+	Workers        int          `yaml:"workers"`
+	LogLevel       string       `yaml:"log_level"`
+	LogFormat      string       `yaml:"log_format"`
+	Webhook        Webhook      `yaml:"webhook"`
+	Queue          Queue        `yaml:"queue"`
+	Repositories   []Repository `yaml:"repositories"`
+}
+
+// Webhook configures POST /webhooks/github.
+type Webhook struct {
+	Secrets      []Secret `yaml:"secrets"`
+	MaxBodyBytes int64    `yaml:"max_body_bytes"`
+}
+
+// Queue tunes the workers.
+type Queue struct {
+	Lease         Duration `yaml:"lease"`
+	PollInterval  Duration `yaml:"poll_interval"`
+	ShutdownGrace Duration `yaml:"shutdown_grace"`
+	RescueEvery   Duration `yaml:"rescue_every"`
+	BackoffBase   Duration `yaml:"backoff_base"`
+}
+
+// Repository is one repository Slipway accepts pushes from.
+type Repository struct {
+	Name     string   `yaml:"name"`      // owner/name, matched case-insensitively
+	CloneURL string   `yaml:"clone_url"` // default: the clone_url of the push payload
+	Branches []string `yaml:"branches"`  // path.Match patterns; default: every branch
+}
+
+// Duration is a time.Duration written as "30s" in YAML.
+type Duration time.Duration
+
+// UnmarshalText parses a Go duration string.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return fmt.Errorf("invalid duration %q", string(b))
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// D returns the time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
+// Defaults are applied before the file and the environment.
+func Defaults() Config {
+	return Config{
+		ListenAddr: ":8080",
+		Workers:    4,
+		LogLevel:   "info",
+		LogFormat:  "json",
+		Webhook:    Webhook{MaxBodyBytes: 25 << 20},
+		Queue: Queue{
+			Lease:         Duration(30 * time.Second),
+			PollInterval:  Duration(2 * time.Second),
+			ShutdownGrace: Duration(30 * time.Second),
+			RescueEvery:   Duration(5 * time.Second),
+			BackoffBase:   Duration(2 * time.Second),
+		},
+	}
+}
+
+// Load reads the file named by SLIPWAY_CONFIG (if set; or explicitPath when not empty), then the
+// SLIPWAY_* variables of env, and validates the result.
+func Load(explicitPath string, env []string) (Config, error) {
+	vars := envMap(env)
+	cfg := Defaults()
+	file := explicitPath
+	if file == "" {
+		file = vars["SLIPWAY_CONFIG"]
+	}
+	if file != "" {
+		data, err := os.ReadFile(file)
+		if err != nil {
+			return Config{}, fmt.Errorf("config: SLIPWAY_CONFIG: %w", err)
+		}
+		if err := yaml.UnmarshalWithOptions(data, &cfg, yaml.Strict()); err != nil {
+			return Config{}, fmt.Errorf("config: %s: %s", file, yaml.FormatError(err, false, true))
+		}
+	}
+	if err := applyEnv(&cfg, vars); err != nil {
+		return Config{}, fmt.Errorf("config: %w", err)
+	}
+	if err := cfg.Validate(); err != nil {
+		return Config{}, fmt.Errorf("config: %w", err)
+	}
+	return cfg, nil
+}
+
+func envMap(env []string) map[string]string {
+	m := map[string]string{}
+	for _, kv := range env {
+		if k, v, ok := strings.Cut(kv, "="); ok && strings.HasPrefix(k, "SLIPWAY_") {
+			m[k] = v
+		}
+	}
+	return m
+}
+
+// applyEnv overrides cfg with the environment; each variable names the key it sets.
+func applyEnv(cfg *Config, vars map[string]string) error {
+	var errs []error
+	str := func(name string, dst *string) {
+		if v, ok := vars[name]; ok {
+			*dst = v
+		}
+	}
+	integer := func(name string, dst *int) {
+		if v, ok := vars[name]; ok {
+			n, err := strconv.Atoi(v)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s: %q is not an integer", name, v))
+				return
+			}
+			*dst = n
+		}
+	}
+	duration := func(name string, dst *Duration) {
+		if v, ok := vars[name]; ok {
+			if err := dst.UnmarshalText([]byte(v)); err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", name, err))
+			}
+		}
+	}
+	str("SLIPWAY_LISTEN_ADDR", &cfg.ListenAddr)
+	if v, ok := vars["SLIPWAY_DATABASE_URL"]; ok {
+		cfg.DatabaseURL = Secret(v)
+	}
+	if v, ok := vars["SLIPWAY_MIGRATE_ON_START"]; ok {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("SLIPWAY_MIGRATE_ON_START: %q is not a boolean", v))
+		} else {
+			cfg.MigrateOnStart = &b
+		}
+	}
+	integer("SLIPWAY_WORKERS", &cfg.Workers)
+	str("SLIPWAY_LOG_LEVEL", &cfg.LogLevel)
+	str("SLIPWAY_LOG_FORMAT", &cfg.LogFormat)
+	if v, ok := vars["SLIPWAY_WEBHOOK_SECRET"]; ok {
+		cfg.Webhook.Secrets = nil
+		for s := range strings.SplitSeq(v, ",") {
+			if s = strings.TrimSpace(s); s != "" {
+				cfg.Webhook.Secrets = append(cfg.Webhook.Secrets, Secret(s))
+			}
+		}
+	}
+	if v, ok := vars["SLIPWAY_WEBHOOK_MAX_BODY_BYTES"]; ok {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("SLIPWAY_WEBHOOK_MAX_BODY_BYTES: %q is not an integer", v))
+		} else {
+			cfg.Webhook.MaxBodyBytes = n
+		}
+	}
+	duration("SLIPWAY_QUEUE_LEASE", &cfg.Queue.Lease)
+	duration("SLIPWAY_QUEUE_POLL_INTERVAL", &cfg.Queue.PollInterval)
+	duration("SLIPWAY_QUEUE_SHUTDOWN_GRACE", &cfg.Queue.ShutdownGrace)
+	duration("SLIPWAY_QUEUE_RESCUE_EVERY", &cfg.Queue.RescueEvery)
+	duration("SLIPWAY_QUEUE_BACKOFF_BASE", &cfg.Queue.BackoffBase)
+	// Repositories from the environment: "owner/a,owner/b@main" (branch patterns after @, joined by |).
+	if v, ok := vars["SLIPWAY_REPOSITORIES"]; ok {
+		cfg.Repositories = nil
+		for item := range strings.SplitSeq(v, ",") {
+			if item = strings.TrimSpace(item); item == "" {
+				continue
+			}
+			name, branches, _ := strings.Cut(item, "@")
+			r := Repository{Name: name}
+			if branches != "" {
+				r.Branches = strings.Split(branches, "|")
+			}
+			cfg.Repositories = append(cfg.Repositories, r)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Validate checks every key and names each bad one.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(key, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", key, fmt.Sprintf(format, args...)))
+	}
+	if _, _, err := net.SplitHostPort(c.ListenAddr); err != nil {
+		bad("listen_addr (SLIPWAY_LISTEN_ADDR)", "%q is not host:port", c.ListenAddr)
+	}
+	if c.DatabaseURL == "" {
+		bad("database_url (SLIPWAY_DATABASE_URL)", "required")
+	} else if u, err := url.Parse(string(c.DatabaseURL)); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+		bad("database_url (SLIPWAY_DATABASE_URL)", "must be a postgres:// URL (value not shown)")
+	}
+	if c.Workers < 1 || c.Workers > 256 {
+		bad("workers (SLIPWAY_WORKERS)", "%d is out of range 1..256", c.Workers)
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("log_level (SLIPWAY_LOG_LEVEL)", "%q is not one of debug, info, warn, error", c.LogLevel)
+	}
+	if c.LogFormat != "json" && c.LogFormat != "text" {
+		bad("log_format (SLIPWAY_LOG_FORMAT)", "%q is not json or text", c.LogFormat)
+	}
+	for i, s := range c.Webhook.Secrets {
+		if len(s) < 8 {
+			bad(fmt.Sprintf("webhook.secrets[%d]", i), "too short (at least 8 characters)")
+		}
+	}
+	if c.Webhook.MaxBodyBytes < 1024 || c.Webhook.MaxBodyBytes > 1<<30 {
+		bad("webhook.max_body_bytes (SLIPWAY_WEBHOOK_MAX_BODY_BYTES)", "%d is out of range 1024..1073741824", c.Webhook.MaxBodyBytes)
+	}
+	q := c.Queue
+	for _, d := range []struct {
+		key string
+		v   Duration
+		min time.Duration
+	}{
+		{"queue.lease", q.Lease, 300 * time.Millisecond},
+		{"queue.poll_interval", q.PollInterval, 10 * time.Millisecond},
+		{"queue.shutdown_grace", q.ShutdownGrace, 0},
+		{"queue.rescue_every", q.RescueEvery, 10 * time.Millisecond},
+		{"queue.backoff_base", q.BackoffBase, 0},
+	} {
+		if d.v.D() < d.min {
+			bad(d.key, "%s is below the minimum %s", d.v.D(), d.min)
+		}
+	}
+	seen := map[string]bool{}
+	for i, r := range c.Repositories {
+		key := fmt.Sprintf("repositories[%d]", i)
+		owner, name, ok := strings.Cut(r.Name, "/")
+		if !ok || owner == "" || name == "" || strings.Contains(name, "/") {
+			bad(key+".name", "%q is not owner/name", r.Name)
+		}
+		if seen[strings.ToLower(r.Name)] {
+			bad(key+".name", "%q is listed twice", r.Name)
+		}
+		seen[strings.ToLower(r.Name)] = true
+		for j, b := range r.Branches {
+			if _, err := path.Match(b, ""); err != nil || b == "" {
+				bad(fmt.Sprintf("%s.branches[%d]", key, j), "%q is not a valid pattern", b)
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// ValidateServe checks what only `slipway serve` needs.
+func (c *Config) ValidateServe() error {
+	if len(c.Webhook.Secrets) == 0 {
+		return errors.New("webhook.secrets (SLIPWAY_WEBHOOK_SECRET): at least one secret is required")
+	}
+	return nil
+}
+
+// MigrateFirst reports whether serve migrates on start (default yes).
+func (c *Config) MigrateFirst() bool { return c.MigrateOnStart == nil || *c.MigrateOnStart }

@@ -1,0 +1,136 @@
+// Package deploy holds Slipway's domain: runs (one per push), deployments (one per service and
+// environment of a run), their statuses, and the error codes the HTTP layer maps to status codes.
+package deploy
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Status is the state of a deployment or a run. The zero value is not a valid status.
+type Status string
+
+// Deployment statuses: queued → building → pushing → deploying → one of the final ones.
+const (
+	StatusQueued     Status = "queued"
+	StatusBuilding   Status = "building"
+	StatusPushing    Status = "pushing"
+	StatusDeploying  Status = "deploying"
+	StatusSucceeded  Status = "succeeded"
+	StatusFailed     Status = "failed"
+	StatusCancelled  Status = "cancelled"
+	StatusSuperseded Status = "superseded"
+	StatusRolledBack Status = "rolled_back"
+)
+
+// Run statuses beyond the shared ones: planning a run reads its pipeline file and creates its
+// deployments; skipped means the push matched no service.
+const (
+	StatusPlanning Status = "planning"
+	StatusPlanned  Status = "planned"
+	StatusSkipped  Status = "skipped"
+)
+
+// Final reports whether no further transition can happen.
+func (s Status) Final() bool {
+	switch s {
+	case StatusSucceeded, StatusFailed, StatusCancelled, StatusSuperseded, StatusRolledBack,
+		StatusPlanned, StatusSkipped:
+		return true
+	}
+	return false
+}
+
+// Active reports whether a deployment in this status holds its service+environment.
+func (s Status) Active() bool {
+	return s == StatusBuilding || s == StatusPushing || s == StatusDeploying
+}
+
+// Run is one push (or manual trigger) of a repository.
+type Run struct {
+	ID          int64        `json:"id"`
+	DeliveryID  string       `json:"delivery_id,omitempty"`
+	Trigger     string       `json:"trigger"`
+	Repo        string       `json:"repo"`
+	Ref         string       `json:"ref"`
+	Branch      string       `json:"branch"`
+	BeforeSHA   string       `json:"before_sha"`
+	AfterSHA    string       `json:"after_sha"`
+	CloneURL    string       `json:"clone_url,omitempty"`
+	Pusher      string       `json:"pusher"`
+	Message     string       `json:"message"`
+	Status      Status       `json:"status"`
+	Error       string       `json:"error,omitempty"`
+	Attempt     int          `json:"attempt"`
+	CreatedAt   time.Time    `json:"created_at"`
+	FinishedAt  *time.Time   `json:"finished_at,omitempty"`
+	Deployments []Deployment `json:"deployments,omitempty"`
+}
+
+// Deployment is one service rolled out to one environment.
+type Deployment struct {
+	ID           int64           `json:"id"`
+	RunID        int64           `json:"run_id"`
+	Repo         string          `json:"repo"`
+	Service      string          `json:"service"`
+	Environment  string          `json:"environment"`
+	TargetKind   string          `json:"target_kind"`
+	Target       json.RawMessage `json:"target,omitempty"`
+	CommitSHA    string          `json:"commit_sha"`
+	Status       Status          `json:"status"`
+	Error        string          `json:"error,omitempty"`
+	ImageRef     string          `json:"image_ref,omitempty"`
+	ImageDigest  string          `json:"image_digest,omitempty"`
+	ReplacedID   *int64          `json:"replaced_id,omitempty"`
+	SupersededBy *int64          `json:"superseded_by,omitempty"`
+	Attempt      int             `json:"attempt"`
+	CreatedAt    time.Time       `json:"created_at"`
+	ClaimedAt    *time.Time      `json:"claimed_at,omitempty"`
+	BuildingAt   *time.Time      `json:"building_at,omitempty"`
+	PushingAt    *time.Time      `json:"pushing_at,omitempty"`
+	DeployingAt  *time.Time      `json:"deploying_at,omitempty"`
+	FinishedAt   *time.Time      `json:"finished_at,omitempty"`
+}
+
+// NewDeployment is what planning a run asks the store to enqueue.
+type NewDeployment struct {
+	RunID       int64
+	Repo        string
+	Service     string
+	Environment string
+	TargetKind  string
+	Target      json.RawMessage
+	CommitSHA   string
+}
+
+// Error codes, mapped to HTTP status codes in exactly one place (internal/web).
+const (
+	ENOTFOUND = "not_found"
+	EINVALID  = "invalid"
+	ECONFLICT = "conflict"
+	EINTERNAL = "internal"
+)
+
+// Error is a domain error with a code the caller can act on.
+type Error struct {
+	Code    string
+	Message string
+}
+
+func (e *Error) Error() string { return e.Message }
+
+// Errorf builds an *Error.
+func Errorf(code, format string, args ...any) *Error {
+	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// ErrorCode returns the code of err, EINTERNAL when it carries none.
+func ErrorCode(err error) string {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Code
+	}
+	return EINTERNAL
+}

@@ -1,0 +1,121 @@
+package pipeline
+
+import (
+	"reflect"
+	"testing"
+)
+
+func TestPlan(t *testing.T) {
+	f, err := Parse(".slipway.yml", readExample(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name    string
+		branch  string
+		changed []string
+		all     bool
+		want    []string // "service/environment"
+	}{
+		{"api path on main", "main", []string{"services/api/main.go"}, false, []string{"api/production", "web/demo", "worker/production"}},
+		{"libs path on develop", "develop", []string{"libs/x/y.go"}, false, []string{"api/staging"}},
+		{"unrelated path on main", "main", []string{"docs/README.md"}, false, []string{"web/demo", "worker/production"}},
+		{"nothing changed", "main", nil, false, []string{"web/demo", "worker/production"}},
+		{"prefix is not a match", "develop", []string{"services/apix/main.go"}, false, nil},
+		{"all ignores paths", "develop", nil, true, []string{"api/staging"}},
+		{"all on main", "main", nil, true, []string{"api/production", "web/demo", "worker/production"}},
+		{"unknown branch", "feature/x", []string{"services/api/main.go"}, true, nil},
+		{"branch prefix is not a match", "mainline", nil, true, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var got []string
+			for _, target := range f.Plan(tt.branch, tt.changed, tt.all) {
+				got = append(got, target.Service+"/"+target.Environment)
+			}
+			if !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("Plan = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestPlanTargets(t *testing.T) {
+	f, err := Parse(".slipway.yml", readExample(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := f.Plan("main", nil, true)
+	refs := []string{}
+	for _, target := range got {
+		refs = append(refs, target.Ref())
+	}
+	if want := []string{"ecs:prod/api", "docker:web", "swarm:worker"}; !reflect.DeepEqual(refs, want) {
+		t.Errorf("refs = %v, want %v", refs, want)
+	}
+	if got[0].Kind != KindECS || got[0].ECS == nil || got[0].ECS.Container != "api" {
+		t.Errorf("ecs target = %+v", got[0])
+	}
+	// A Target is a copy: changing it leaves the File alone.
+	got[1].Docker.Env["A"] = "changed"
+	got[1].Docker.Ports[0] = "1:1"
+	if d := f.Service("web").Environments[0].Docker; d.Env["A"] != "b" || d.Ports[0] != "8081:80" {
+		t.Errorf("Plan's Target shares state with the File: %+v", d)
+	}
+}
+
+func TestPlanBranchGlobsAndOrder(t *testing.T) {
+	src := `services:
+  zeta:
+    image: x/zeta
+    environments:
+      release: {branch: "release/*", swarm: {service: zeta-rel}}
+      any: {branch: "**", swarm: {service: zeta-any}}
+  alpha:
+    image: x/alpha
+    paths: [alpha/]
+    environments:
+      deep: {branch: "feature/**", docker: {container: alpha}}
+`
+	f, err := Parse("f", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		branch  string
+		changed []string
+		want    []string
+	}{
+		{"release/1.2", []string{"zeta/x"}, []string{"zeta/any", "zeta/release"}},
+		{"release/1.2/rc", nil, []string{"zeta/any"}},
+		{"feature/a/b", []string{"alpha/main.go"}, []string{"alpha/deep", "zeta/any"}},
+		{"feature/a/b", []string{"alphabet/main.go"}, []string{"zeta/any"}},
+	}
+	for _, tt := range tests {
+		var got []string
+		for _, target := range f.Plan(tt.branch, tt.changed, false) {
+			got = append(got, target.Service+"/"+target.Environment)
+		}
+		if !reflect.DeepEqual(got, tt.want) {
+			t.Errorf("Plan(%q, %v) = %v, want %v", tt.branch, tt.changed, got, tt.want)
+		}
+	}
+}
+
+func TestPlanUnsortedFile(t *testing.T) {
+	// A File built in code, not sorted: Plan still orders by service, then environment.
+	f := &File{Services: []Service{
+		{Name: "b", Environments: []Environment{
+			{Name: "y", Branch: "main", Swarm: &SwarmTarget{Service: "b"}},
+			{Name: "x", Branch: "main", Swarm: &SwarmTarget{Service: "b"}},
+		}},
+		{Name: "a", Environments: []Environment{{Name: "z", Branch: "main", Swarm: &SwarmTarget{Service: "a"}}}},
+	}}
+	var got []string
+	for _, target := range f.Plan("main", nil, false) {
+		got = append(got, target.Service+"/"+target.Environment)
+	}
+	if want := []string{"a/z", "b/x", "b/y"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("Plan = %v, want %v", got, want)
+	}
+}

@@ -1,0 +1,126 @@
+package pipeline
+
+import (
+	"errors"
+	"fmt"
+	"path"
+	"strings"
+)
+
+// ErrNotAllowed is wrapped by the error Policy.Check returns when no rule allows a deployment.
+var ErrNotAllowed = errors.New("not allowed by the server's deploy policy")
+
+// Policy says which repositories may deploy to which targets. It lives in the server's config,
+// never in a repository: a pipeline file names its targets, and the policy decides whether that
+// repository may touch them.
+//
+// The zero Policy allows nothing. AllowAll allows everything, for demos and single-repo servers
+// where the repository is as trusted as the server's config; it is an explicit switch so that a
+// missing policy section fails closed.
+type Policy struct {
+	AllowAll bool   `json:"allow_all" yaml:"allow_all"`
+	Rules    []Rule `json:"rules" yaml:"rules"`
+}
+
+// Rule allows the repositories matching Repo to deploy to the targets matching any of Targets.
+//
+// Repo is "owner/name" or a path.Match glob like "owner/*" ("*/*" for every repository), compared
+// case-insensitively as GitHub does. A target pattern is "kind:name" with kind ecs, swarm or
+// docker and name a path.Match glob over "cluster/service" for ecs (so "ecs:prod/*", and
+// "ecs:*/*" for every ECS service), the service for swarm and the container for docker.
+type Rule struct {
+	Repo    string   `json:"repo" yaml:"repo"`
+	Targets []string `json:"targets" yaml:"targets"`
+}
+
+// Validate reports malformed rules, so that a bad config stops the server at start-up instead
+// of silently denying (Check treats a malformed pattern as matching nothing).
+func (p Policy) Validate() error {
+	var errs []error
+	for i, r := range p.Rules {
+		if err := validRepoPattern(r.Repo); err != nil {
+			errs = append(errs, fmt.Errorf("policy rule %d: repo: %w", i+1, err))
+		}
+		if len(r.Targets) == 0 {
+			errs = append(errs, fmt.Errorf("policy rule %d (%s): targets is empty", i+1, r.Repo))
+		}
+		for _, t := range r.Targets {
+			if err := validTargetPattern(t); err != nil {
+				errs = append(errs, fmt.Errorf("policy rule %d (%s): target %q: %w", i+1, r.Repo, t, err))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Check returns nil if repo may deploy t, and otherwise an error wrapping ErrNotAllowed that
+// names the repository, service, environment and target, fit to show in the deployment record.
+func (p Policy) Check(repo string, t Target) error {
+	if p.AllowAll {
+		return nil
+	}
+	if t.Kind != "" && t.Name() != "" {
+		for _, r := range p.Rules {
+			if r.allows(repo, t) {
+				return nil
+			}
+		}
+	}
+	return fmt.Errorf("repository %s may not deploy service %s (environment %s) to %s: %w",
+		repo, t.Service, t.Environment, t.Ref(), ErrNotAllowed)
+}
+
+func (r Rule) allows(repo string, t Target) bool {
+	if validRepoPattern(r.Repo) != nil {
+		return false
+	}
+	if ok, _ := path.Match(strings.ToLower(r.Repo), strings.ToLower(repo)); !ok {
+		return false
+	}
+	for _, pat := range r.Targets {
+		kind, name, _ := strings.Cut(pat, ":")
+		if kind != t.Kind || validTargetPattern(pat) != nil {
+			continue
+		}
+		if ok, _ := path.Match(name, t.Name()); ok {
+			return true
+		}
+	}
+	return false
+}
+
+func validRepoPattern(p string) error {
+	owner, name, ok := strings.Cut(p, "/")
+	if !ok || owner == "" || name == "" || strings.Contains(name, "/") {
+		return fmt.Errorf("%q is not owner/name (globs allowed, like owner/* or */*)", p)
+	}
+	if _, err := path.Match(p, ""); err != nil {
+		return fmt.Errorf("%q: invalid glob syntax", p)
+	}
+	return nil
+}
+
+func validTargetPattern(p string) error {
+	kind, name, ok := strings.Cut(p, ":")
+	if !ok || name == "" {
+		return errors.New(`must be "kind:name", like ecs:prod/api, swarm:* or docker:web`)
+	}
+	switch kind {
+	case KindECS:
+		cluster, service, ok := strings.Cut(name, "/")
+		if !ok || cluster == "" || service == "" || strings.Contains(service, "/") {
+			// "ecs:*" would match nothing, since * does not cross the /; say so instead.
+			return errors.New(`an ecs target is "cluster/service", like ecs:prod/* or ecs:*/*`)
+		}
+	case KindSwarm, KindDocker:
+		if strings.Contains(name, "/") {
+			return fmt.Errorf("a %s target name has no /", kind)
+		}
+	default:
+		return fmt.Errorf("unknown kind %q (want ecs, swarm or docker)", kind)
+	}
+	if _, err := path.Match(name, ""); err != nil {
+		return errors.New("invalid glob syntax")
+	}
+	return nil
+}

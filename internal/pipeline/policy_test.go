@@ -1,0 +1,104 @@
+package pipeline
+
+import (
+	"errors"
+	"strings"
+	"testing"
+)
+
+func TestPolicyCheck(t *testing.T) {
+	ecs := Target{Service: "api", Environment: "production", Kind: KindECS, ECS: &ECSTarget{Cluster: "prod", Service: "api", Container: "api"}}
+	ecsStaging := Target{Service: "api", Environment: "staging", Kind: KindECS, ECS: &ECSTarget{Cluster: "staging", Service: "api", Container: "api"}}
+	swarm := Target{Service: "worker", Environment: "production", Kind: KindSwarm, Swarm: &SwarmTarget{Service: "worker"}}
+	docker := Target{Service: "web", Environment: "demo", Kind: KindDocker, Docker: &DockerTarget{Container: "web"}}
+
+	policy := Policy{Rules: []Rule{
+		{Repo: "acme/shop", Targets: []string{"ecs:prod/*", "swarm:*"}},
+		{Repo: "acme/*", Targets: []string{"ecs:staging/*"}},
+		{Repo: "*/*", Targets: []string{"docker:web"}},
+		{Repo: "broken", Targets: []string{"swarm:*"}}, // malformed: matches nothing
+	}}
+	tests := []struct {
+		name   string
+		policy Policy
+		repo   string
+		target Target
+		ok     bool
+	}{
+		{"exact repo, ecs glob", policy, "acme/shop", ecs, true},
+		{"repo compared case-insensitively", policy, "Acme/Shop", ecs, true},
+		{"other repo of the owner may not use prod", policy, "acme/blog", ecs, false},
+		{"owner glob", policy, "acme/blog", ecsStaging, true},
+		{"owner glob does not match other owners", policy, "evil/shop", ecsStaging, false},
+		{"swarm glob", policy, "acme/shop", swarm, true},
+		{"swarm not allowed for other repos", policy, "acme/blog", swarm, false},
+		{"any repo to docker:web", policy, "someone/else", docker, true},
+		{"kind must match", Policy{Rules: []Rule{{Repo: "a/b", Targets: []string{"swarm:web"}}}}, "a/b", docker, false},
+		{"empty policy allows nothing", Policy{}, "acme/shop", docker, false},
+		{"allow_all", Policy{AllowAll: true}, "acme/shop", ecs, true},
+		{"ecs:* does not match cluster/service", Policy{Rules: []Rule{{Repo: "a/b", Targets: []string{"ecs:*"}}}}, "a/b", ecs, false},
+		{"ecs:*/*", Policy{Rules: []Rule{{Repo: "a/b", Targets: []string{"ecs:*/*"}}}}, "a/b", ecs, true},
+		{"target without a block", Policy{Rules: []Rule{{Repo: "a/b", Targets: []string{"docker:*"}}}}, "a/b", Target{Kind: KindDocker}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tt.policy.Check(tt.repo, tt.target)
+			if tt.ok {
+				if err != nil {
+					t.Errorf("Check: %v", err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatal("Check allowed it")
+			}
+			if !errors.Is(err, ErrNotAllowed) {
+				t.Errorf("error does not wrap ErrNotAllowed: %v", err)
+			}
+			for _, s := range []string{tt.repo, tt.target.Service, tt.target.Environment, tt.target.Ref()} {
+				if !strings.Contains(err.Error(), s) {
+					t.Errorf("error %q does not name %q", err, s)
+				}
+			}
+		})
+	}
+}
+
+func TestPolicyCheckMessage(t *testing.T) {
+	err := Policy{}.Check("acme/shop", Target{Service: "api", Environment: "production", Kind: KindECS, ECS: &ECSTarget{Cluster: "prod", Service: "api", Container: "api"}})
+	want := "repository acme/shop may not deploy service api (environment production) to ecs:prod/api: not allowed by the server's deploy policy"
+	if err == nil || err.Error() != want {
+		t.Errorf("err = %v\nwant  %s", err, want)
+	}
+}
+
+func TestPolicyValidate(t *testing.T) {
+	tests := []struct {
+		name string
+		rule Rule
+		want string // "" for valid
+	}{
+		{"ok", Rule{Repo: "acme/shop", Targets: []string{"ecs:prod/*", "swarm:*", "docker:web-?"}}, ""},
+		{"repo glob", Rule{Repo: "*/*", Targets: []string{"docker:*"}}, ""},
+		{"repo without owner", Rule{Repo: "shop", Targets: []string{"docker:*"}}, "not owner/name"},
+		{"repo with two slashes", Rule{Repo: "a/b/c", Targets: []string{"docker:*"}}, "not owner/name"},
+		{"repo bad glob", Rule{Repo: "a/[", Targets: []string{"docker:*"}}, "invalid glob"},
+		{"no targets", Rule{Repo: "a/b"}, "targets is empty"},
+		{"no kind", Rule{Repo: "a/b", Targets: []string{"web"}}, `must be "kind:name"`},
+		{"unknown kind", Rule{Repo: "a/b", Targets: []string{"k8s:web"}}, `unknown kind "k8s"`},
+		{"ecs without slash", Rule{Repo: "a/b", Targets: []string{"ecs:*"}}, "cluster/service"},
+		{"swarm with slash", Rule{Repo: "a/b", Targets: []string{"swarm:a/b"}}, "has no /"},
+		{"bad name glob", Rule{Repo: "a/b", Targets: []string{"docker:[x"}}, "invalid glob"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := Policy{Rules: []Rule{tt.rule}}.Validate()
+			switch {
+			case tt.want == "" && err != nil:
+				t.Errorf("Validate: %v", err)
+			case tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)):
+				t.Errorf("Validate = %v, want %q", err, tt.want)
+			}
+		})
+	}
+}

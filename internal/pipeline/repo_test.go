@@ -1,0 +1,149 @@
+package pipeline
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestCheckInRepo(t *testing.T) {
+	outside := t.TempDir()
+	mustWrite(t, filepath.Join(outside, "Dockerfile"), "FROM scratch\n")
+
+	tests := []struct {
+		name  string
+		setup func(t *testing.T, repo string)
+		svc   string // the service's context and dockerfile lines
+		want  string // "" when the repo passes; else "line:path: fragment"
+	}{
+		{"ok", func(t *testing.T, repo string) {
+			mustWrite(t, filepath.Join(repo, "services/api/Dockerfile"), "FROM scratch\n")
+		}, "context: services/api", ""},
+		{"default context and dockerfile", func(t *testing.T, repo string) {
+			mustWrite(t, filepath.Join(repo, "Dockerfile"), "FROM scratch\n")
+		}, "", ""},
+		{"symlinks inside the repo are fine", func(t *testing.T, repo string) {
+			mustWrite(t, filepath.Join(repo, "real/Dockerfile"), "FROM scratch\n")
+			mustSymlink(t, "real", filepath.Join(repo, "link"))
+		}, "context: link", ""},
+		{"missing dockerfile", func(t *testing.T, repo string) {
+			mustMkdir(t, filepath.Join(repo, "services/api"))
+		}, "context: services/api", `2:services.api.dockerfile: "services/api/Dockerfile" does not exist`},
+		{"missing context", func(t *testing.T, repo string) {}, "context: nope\n    dockerfile: nope/Dockerfile", `4:services.api.context: "nope" does not exist`},
+		{"context symlink out of the repo", func(t *testing.T, repo string) {
+			mustSymlink(t, outside, filepath.Join(repo, "ctx"))
+		}, "context: ctx", `4:services.api.context: "ctx" resolves outside the repository`},
+		{"dockerfile symlink out of the repo", func(t *testing.T, repo string) {
+			mustSymlink(t, filepath.Join(outside, "Dockerfile"), filepath.Join(repo, "Dockerfile"))
+		}, "", `2:services.api.dockerfile: "Dockerfile" resolves outside the repository`},
+		{"dockerfile symlink to /etc/passwd", func(t *testing.T, repo string) {
+			mustSymlink(t, "/etc/passwd", filepath.Join(repo, "Dockerfile"))
+		}, "", `"Dockerfile" resolves outside the repository`},
+		{"relative symlink climbing out", func(t *testing.T, repo string) {
+			mustMkdir(t, filepath.Join(repo, "a"))
+			rel, err := filepath.Rel(filepath.Join(repo, "a"), outside)
+			if err != nil {
+				t.Fatal(err)
+			}
+			mustSymlink(t, rel, filepath.Join(repo, "a/b"))
+		}, "context: a/b", `"a/b" resolves outside the repository`},
+		{"intermediate directory symlink", func(t *testing.T, repo string) {
+			mustSymlink(t, outside, filepath.Join(repo, "dir"))
+			mustWrite(t, filepath.Join(repo, "Dockerfile"), "FROM scratch\n")
+		}, "dockerfile: dir/Dockerfile", `4:services.api.dockerfile: "dir/Dockerfile" resolves outside`},
+		{"dangling symlink", func(t *testing.T, repo string) {
+			mustSymlink(t, "/nonexistent/x", filepath.Join(repo, "Dockerfile"))
+		}, "", `"Dockerfile" does not exist`},
+		{"symlink loop", func(t *testing.T, repo string) {
+			mustSymlink(t, "loop", filepath.Join(repo, "loop"))
+		}, "context: loop", `4:services.api.context: "loop" cannot be resolved`},
+		{"context is a file", func(t *testing.T, repo string) {
+			mustWrite(t, filepath.Join(repo, "file"), "x")
+			mustWrite(t, filepath.Join(repo, "Dockerfile"), "x")
+		}, "context: file\n    dockerfile: Dockerfile", `4:services.api.context: "file" is not a directory`},
+		{"dockerfile is a directory", func(t *testing.T, repo string) {
+			mustMkdir(t, filepath.Join(repo, "Dockerfile"))
+		}, "", `"Dockerfile" is not a regular file`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			repo := t.TempDir()
+			tt.setup(t, repo)
+			src := "services:\n  api:\n    image: x/api\n    " + tt.svc + "\n    environments: {p: {branch: main, swarm: {service: a}}}\n"
+			f, err := Parse(".slipway.yml", []byte(src))
+			if err != nil {
+				t.Fatalf("Parse: %v", err)
+			}
+			err = f.CheckInRepo(repo)
+			if tt.want == "" {
+				if err != nil {
+					t.Errorf("CheckInRepo: %v", err)
+				}
+				return
+			}
+			var list ErrorList
+			if !errors.As(err, &list) {
+				t.Fatalf("CheckInRepo = %v, want an ErrorList", err)
+			}
+			if !containsProblem(list, tt.want) {
+				t.Errorf("CheckInRepo =\n%v\nwant %q", err, tt.want)
+			}
+			for _, e := range list {
+				if e.Line == 0 || !strings.HasPrefix(e.Path, "services.api.") || e.File != ".slipway.yml" {
+					t.Errorf("problem does not name file, line and key: %q", e.Error())
+				}
+				if strings.Contains(e.Error(), repo) {
+					t.Errorf("problem leaks the checkout directory: %q", e.Error())
+				}
+			}
+		})
+	}
+}
+
+func TestCheckInRepoWithoutParse(t *testing.T) {
+	repo := t.TempDir()
+	f := &File{Services: []Service{{Name: "api", Dockerfile: "../../etc/passwd"}}}
+	err := f.CheckInRepo(repo)
+	if err == nil || !strings.Contains(err.Error(), "services.api.dockerfile: \"../../etc/passwd\" must stay inside the repository") {
+		t.Errorf("CheckInRepo = %v", err)
+	}
+	if err := f.CheckInRepo(filepath.Join(repo, "missing")); err == nil || !strings.Contains(err.Error(), "resolving repository checkout") {
+		t.Errorf("CheckInRepo of a missing root = %v", err)
+	}
+}
+
+func TestCheckInRepoRootIsSymlink(t *testing.T) {
+	real := t.TempDir()
+	mustWrite(t, filepath.Join(real, "Dockerfile"), "FROM scratch\n")
+	link := filepath.Join(t.TempDir(), "repo")
+	mustSymlink(t, real, link)
+	f := &File{Services: []Service{{Name: "api"}}}
+	if err := f.CheckInRepo(link); err != nil {
+		t.Errorf("CheckInRepo through a symlinked root: %v", err)
+	}
+}
+
+func mustWrite(t *testing.T, name, data string) {
+	t.Helper()
+	mustMkdir(t, filepath.Dir(name))
+	if err := os.WriteFile(name, []byte(data), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func mustMkdir(t *testing.T, dir string) {
+	t.Helper()
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func mustSymlink(t *testing.T, target, name string) {
+	t.Helper()
+	mustMkdir(t, filepath.Dir(name))
+	if err := os.Symlink(target, name); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -1,0 +1,235 @@
+// Package queue runs work stored in PostgreSQL: workers claim items with FOR UPDATE SKIP LOCKED,
+// hold a lease that a heartbeat renews, and hand items back on shutdown; a rescuer takes back the
+// leases of workers that died. It knows nothing of Docker or AWS: each kind of item has a Handler.
+package queue
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/slipway-dev/slipway/internal/metrics"
+	"github.com/slipway-dev/slipway/internal/store"
+)
+
+// Store is what the queue needs from the database; *store.Store implements it.
+type Store interface {
+	QueueClaim(ctx context.Context, kind, owner string, lease time.Duration) (store.Claimed, bool, error)
+	QueueHeartbeat(ctx context.Context, kind string, id int64, owner string, lease time.Duration) (held, cancel bool, err error)
+	QueueFinish(ctx context.Context, kind string, id int64, owner, status, errMsg string) (bool, error)
+	QueueRetry(ctx context.Context, kind string, id int64, owner, errMsg string, delay time.Duration) (string, error)
+	QueueRelease(ctx context.Context, kind string, id int64, owner string) error
+	QueueRescue(ctx context.Context, kind string, backoffBase time.Duration) ([]store.Rescued, error)
+	Listen(ctx context.Context, channels []string, fn func(channel, payload string), ready func()) error
+}
+
+var _ Store = (*store.Store)(nil)
+
+// Job is one claimed item handed to a Handler.
+type Job struct {
+	Kind    string
+	ID      int64
+	Attempt int
+	// Owner is the lease owner; handlers that write stage changes check it so a worker that lost
+	// its lease cannot overwrite the work of the one that took over.
+	Owner string
+}
+
+// Handler does the work of one item. Its context is cancelled when the item is cancelled, when
+// its lease is lost, or when shutdown's grace period ends. Return nil for success, an error made
+// with Finish to end with a chosen status, Permanent to fail without retrying, or any other error
+// to retry with backoff.
+type Handler func(ctx context.Context, job Job) error
+
+// Kind configures one kind of item.
+type Kind struct {
+	Name string
+	// DoneStatus is written when the handler returns nil.
+	DoneStatus string
+	Handler    Handler
+}
+
+// Config configures a Queue. Zero durations take the defaults noted.
+type Config struct {
+	Owner         string        // lease owner, unique per replica (hostname-pid-random)
+	Workers       int           // worker slots (default 4)
+	Lease         time.Duration // default 30s; heartbeats every Lease/3
+	PollInterval  time.Duration // fallback when a notification is lost (default 2s)
+	RescueEvery   time.Duration // default 5s
+	BackoffBase   time.Duration // retry delay base, doubled per attempt (default 2s)
+	ShutdownGrace time.Duration // running items may finish within this (default 30s)
+	Kinds         []Kind
+}
+
+// Queue claims and runs items.
+type Queue struct {
+	cfg     Config
+	store   Store
+	metrics *metrics.Metrics
+	logger  *slog.Logger
+	kinds   map[string]Kind
+
+	wake  chan struct{} // buffered(1): "there may be work"
+	freed chan struct{} // buffered(1): a worker slot came free
+
+	mu        sync.Mutex
+	running   map[string]*running // by itemKey
+	listening chan struct{}       // closed when LISTEN is first established
+	listenOK  sync.Once
+}
+
+type running struct {
+	job    Job
+	cancel context.CancelCauseFunc
+}
+
+// Causes of a job context's cancellation; the worker chooses what to write from them.
+var (
+	ErrCancelRequested = errors.New("cancelled on request")
+	errLeaseLost       = errors.New("lease lost to another worker")
+	errShutdown        = errors.New("worker shutting down")
+)
+
+// New builds a Queue; Run starts it.
+func New(cfg Config, st Store, m *metrics.Metrics, logger *slog.Logger) (*Queue, error) {
+	cfg.Workers = cmp.Or(cfg.Workers, 4)
+	cfg.Lease = cmp.Or(cfg.Lease, 30*time.Second)
+	cfg.PollInterval = cmp.Or(cfg.PollInterval, 2*time.Second)
+	cfg.RescueEvery = cmp.Or(cfg.RescueEvery, 5*time.Second)
+	cfg.BackoffBase = cmp.Or(cfg.BackoffBase, 2*time.Second)
+	cfg.ShutdownGrace = cmp.Or(cfg.ShutdownGrace, 30*time.Second)
+	if cfg.Owner == "" {
+		return nil, errors.New("queue: Owner is required")
+	}
+	if len(cfg.Kinds) == 0 {
+		return nil, errors.New("queue: at least one Kind is required")
+	}
+	kinds := map[string]Kind{}
+	for _, k := range cfg.Kinds {
+		if k.Handler == nil || k.DoneStatus == "" {
+			return nil, fmt.Errorf("queue: kind %q needs a Handler and a DoneStatus", k.Name)
+		}
+		kinds[k.Name] = k
+	}
+	m.Workers.Set(float64(cfg.Workers))
+	return &Queue{
+		cfg: cfg, store: st, metrics: m, logger: logger, kinds: kinds,
+		wake:      make(chan struct{}, 1),
+		freed:     make(chan struct{}, 1),
+		running:   map[string]*running{},
+		listening: make(chan struct{}),
+	}, nil
+}
+
+func itemKey(kind string, id int64) string { return fmt.Sprintf("%s:%d", kind, id) }
+
+// Listening is closed once the queue's LISTEN connection is first established; tests wait on it.
+func (q *Queue) Listening() <-chan struct{} { return q.listening }
+
+// Wake tells the queue there may be work, as a notification would.
+func (q *Queue) Wake() { signal(q.wake) }
+
+func signal(ch chan struct{}) {
+	select {
+	case ch <- struct{}{}:
+	default:
+	}
+}
+
+// Run claims and runs items until ctx is done, then shuts down gracefully: it stops claiming, lets
+// running items finish within ShutdownGrace, cancels the rest and releases them to other replicas.
+func (q *Queue) Run(ctx context.Context) error {
+	bg, stopBg := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopBg()
+	var bgWG sync.WaitGroup
+	bgWG.Add(2)
+	go func() { defer bgWG.Done(); q.listen(bg) }()
+	go func() { defer bgWG.Done(); q.rescueLoop(bg) }()
+
+	var workers sync.WaitGroup
+	q.dispatch(ctx, &workers)
+
+	q.logger.InfoContext(ctx, "queue stopping: no new claims", "running", q.runningCount(), "grace", q.cfg.ShutdownGrace)
+	done := make(chan struct{})
+	go func() { workers.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(q.cfg.ShutdownGrace):
+		q.logger.WarnContext(ctx, "shutdown grace over: releasing running items", "running", q.runningCount())
+		q.cancelAll(errShutdown)
+		<-done
+	}
+	stopBg()
+	bgWG.Wait()
+	return nil
+}
+
+// dispatch fills free worker slots with claimed items until ctx is done.
+func (q *Queue) dispatch(ctx context.Context, workers *sync.WaitGroup) {
+	poll := time.NewTicker(q.cfg.PollInterval)
+	defer poll.Stop()
+	next := 0 // round-robin over kinds so one busy kind cannot starve another
+	for {
+		for q.runningCount() < q.cfg.Workers && ctx.Err() == nil {
+			job, ok := q.claimNext(ctx, &next)
+			if !ok {
+				break
+			}
+			workers.Add(1)
+			go func() { defer workers.Done(); q.work(ctx, job) }()
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-q.wake:
+		case <-q.freed:
+		case <-poll.C:
+		}
+	}
+}
+
+func (q *Queue) claimNext(ctx context.Context, next *int) (Job, bool) {
+	for range q.cfg.Kinds {
+		k := q.cfg.Kinds[*next%len(q.cfg.Kinds)]
+		*next++
+		c, ok, err := q.store.QueueClaim(ctx, k.Name, q.cfg.Owner, q.cfg.Lease)
+		if err != nil {
+			if ctx.Err() == nil {
+				q.logger.ErrorContext(ctx, "claiming work", "kind", k.Name, "err", err)
+			}
+			continue
+		}
+		if ok {
+			q.metrics.ClaimLatency.WithLabelValues(k.Name).Observe(c.Waited.Seconds())
+			return Job{Kind: c.Kind, ID: c.ID, Attempt: c.Attempt, Owner: q.cfg.Owner}, true
+		}
+	}
+	return Job{}, false
+}
+
+func (q *Queue) runningCount() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return len(q.running)
+}
+
+func (q *Queue) cancelAll(cause error) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for _, r := range q.running {
+		r.cancel(cause)
+	}
+}
+
+// cancelItem cancels a running item's context, if this replica runs it.
+func (q *Queue) cancelItem(key string, cause error) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if r, ok := q.running[key]; ok {
+		r.cancel(cause)
+	}
+}

@@ -1,0 +1,150 @@
+package queue
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// FinishError ends an item with a chosen final status (e.g. "skipped", "rolled_back").
+type FinishError struct {
+	Status string
+	Err    error // may be nil
+}
+
+func (e *FinishError) Error() string {
+	if e.Err == nil {
+		return "finished as " + e.Status
+	}
+	return e.Err.Error()
+}
+
+func (e *FinishError) Unwrap() error { return e.Err }
+
+// Finish ends the item with status; err, if any, is recorded as its error.
+func Finish(status string, err error) error { return &FinishError{Status: status, Err: err} }
+
+// Permanent fails the item without retrying: retrying cannot help (a bad pipeline file, a build error).
+func Permanent(err error) error { return Finish("failed", err) }
+
+// work runs one claimed item: handler, heartbeat, and the status it ends with.
+func (q *Queue) work(parent context.Context, job Job) {
+	key := itemKey(job.Kind, job.ID)
+	// The job outlives the parent's cancellation (shutdown) until the grace period ends.
+	ctx, cancel := context.WithCancelCause(context.WithoutCancel(parent))
+	defer cancel(nil)
+	q.mu.Lock()
+	q.running[key] = &running{job: job, cancel: cancel}
+	q.mu.Unlock()
+	defer func() {
+		q.mu.Lock()
+		delete(q.running, key)
+		q.mu.Unlock()
+		signal(q.freed)
+	}()
+
+	busy := q.metrics.WorkersBusy.WithLabelValues(job.Kind)
+	busy.Inc()
+	defer busy.Dec()
+	started := time.Now()
+	logger := q.logger.With("kind", job.Kind, "id", job.ID, "attempt", job.Attempt)
+	logger.DebugContext(ctx, "item claimed")
+
+	hbDone := make(chan struct{})
+	go func() { defer close(hbDone); q.heartbeat(ctx, job, cancel) }()
+	err := q.runHandler(ctx, job)
+	cause := context.Cause(ctx)
+	cancel(nil)
+	<-hbDone
+	q.metrics.JobDuration.WithLabelValues(job.Kind).Observe(time.Since(started).Seconds())
+
+	// Writes after the handler must happen even though ctx is cancelled now.
+	wctx, wcancel := context.WithTimeout(context.WithoutCancel(parent), 10*time.Second)
+	defer wcancel()
+	status, err := q.settle(wctx, job, err, cause)
+	if err != nil {
+		logger.ErrorContext(wctx, "recording item outcome", "err", err)
+		return
+	}
+	if status != "" {
+		q.metrics.JobsFinished.WithLabelValues(job.Kind, status).Inc()
+		logger.InfoContext(wctx, "item settled", "status", status, "duration", time.Since(started).Round(time.Millisecond))
+	}
+}
+
+// runHandler calls the kind's handler, turning a panic into an error so one bad item cannot take
+// the replica down.
+func (q *Queue) runHandler(ctx context.Context, job Job) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("handler panic: %v", r)
+		}
+	}()
+	return q.kinds[job.Kind].Handler(ctx, job)
+}
+
+// settle writes what the handler's result means. It returns the status written, "" if none.
+func (q *Queue) settle(ctx context.Context, job Job, herr, cause error) (string, error) {
+	owner := q.cfg.Owner
+	switch {
+	case errors.Is(cause, errLeaseLost):
+		return "", nil // whoever took the item over owns its record now
+	case errors.Is(cause, errShutdown):
+		return "", q.store.QueueRelease(ctx, job.Kind, job.ID, owner)
+	case errors.Is(cause, ErrCancelRequested):
+		return q.finish(ctx, job, "cancelled", "cancelled on request")
+	}
+	var fe *FinishError
+	switch {
+	case herr == nil:
+		return q.finish(ctx, job, q.kinds[job.Kind].DoneStatus, "")
+	case errors.As(herr, &fe):
+		msg := ""
+		if fe.Err != nil {
+			msg = fe.Err.Error()
+		}
+		return q.finish(ctx, job, fe.Status, msg)
+	default:
+		delay := q.cfg.BackoffBase * time.Duration(1<<min(job.Attempt-1, 6))
+		status, err := q.store.QueueRetry(ctx, job.Kind, job.ID, owner, herr.Error(), delay)
+		if err == nil && status == "queued" {
+			q.logger.WarnContext(ctx, "item failed, will retry", "kind", job.Kind, "id", job.ID, "err", herr, "delay", delay)
+		}
+		return status, err
+	}
+}
+
+func (q *Queue) finish(ctx context.Context, job Job, status, msg string) (string, error) {
+	held, err := q.store.QueueFinish(ctx, job.Kind, job.ID, q.cfg.Owner, status, msg)
+	if err != nil || !held {
+		return "", err
+	}
+	return status, nil
+}
+
+// heartbeat renews the lease until ctx ends, and cancels the job when the lease is lost or a cancel
+// was requested (the fallback for a lost NOTIFY).
+func (q *Queue) heartbeat(ctx context.Context, job Job, cancel context.CancelCauseFunc) {
+	t := time.NewTicker(q.cfg.Lease / 3)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		held, cancelReq, err := q.store.QueueHeartbeat(ctx, job.Kind, job.ID, q.cfg.Owner, q.cfg.Lease)
+		switch {
+		case err != nil:
+			if ctx.Err() == nil {
+				q.logger.WarnContext(ctx, "renewing lease", "kind", job.Kind, "id", job.ID, "err", err)
+			}
+		case !held:
+			cancel(errLeaseLost)
+			return
+		case cancelReq:
+			cancel(ErrCancelRequested)
+		}
+	}
+}

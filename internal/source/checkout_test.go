@@ -1,0 +1,187 @@
+package source
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+)
+
+func TestCheckoutOlderCommit(t *testing.T) {
+	t.Parallel()
+	src := newTestRepo(t)
+	src.write("a.txt", "v1")
+	src.write("dir/b.txt", "b")
+	old := src.commit("old")
+	src.write("a.txt", "v2")
+	src.remove("dir/b.txt")
+	head := src.commit("head")
+
+	c := newTestCache(t, Config{})
+	repo := Repo{FullName: "o/r", CloneURL: src.fileURL()}
+	if err := c.Fetch(t.Context(), repo); err != nil {
+		t.Fatal(err)
+	}
+
+	co, err := c.Checkout(t.Context(), repo, strings.ToUpper(old))
+	if err != nil {
+		t.Fatalf("Checkout: %v", err)
+	}
+	if co.SHA != old {
+		t.Errorf("SHA = %q, want %q (normalized)", co.SHA, old)
+	}
+	if got := readFile(t, filepath.Join(co.Dir, "a.txt")); got != "v1" {
+		t.Errorf("a.txt = %q, want v1", got)
+	}
+	if got := readFile(t, filepath.Join(co.Dir, "dir", "b.txt")); got != "b" {
+		t.Errorf("dir/b.txt = %q, want b", got)
+	}
+	if _, err := os.Stat(filepath.Join(co.Dir, ".git")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf(".git in checkout: %v", err)
+	}
+	if err := co.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if _, err := os.Stat(co.Dir); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("checkout dir after Close: %v, want not exist", err)
+	}
+	if entries, _ := os.ReadDir(c.workDir); len(entries) != 0 {
+		t.Errorf("work dir not empty after Close: %v", entries)
+	}
+
+	co, err = c.Checkout(t.Context(), repo, head)
+	if err != nil {
+		t.Fatalf("Checkout head: %v", err)
+	}
+	defer co.Close()
+	if got := readFile(t, filepath.Join(co.Dir, "a.txt")); got != "v2" {
+		t.Errorf("a.txt at head = %q, want v2", got)
+	}
+	if _, err := os.Stat(filepath.Join(co.Dir, "dir", "b.txt")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("deleted file present at head: %v", err)
+	}
+}
+
+func TestCheckoutFetchesMissingCommit(t *testing.T) {
+	t.Parallel()
+	src := newTestRepo(t)
+	src.write("a.txt", "1")
+	src.commit("1")
+	c := newTestCache(t, Config{})
+	repo := Repo{FullName: "o/r", CloneURL: src.dir}
+	if err := c.Fetch(t.Context(), repo); err != nil {
+		t.Fatal(err)
+	}
+	src.write("a.txt", "2")
+	sha := src.commit("2")
+
+	co, err := c.Checkout(t.Context(), repo, sha)
+	if err != nil {
+		t.Fatalf("Checkout of a commit pushed after the last fetch: %v", err)
+	}
+	defer co.Close()
+	if got := readFile(t, filepath.Join(co.Dir, "a.txt")); got != "2" {
+		t.Errorf("a.txt = %q, want 2", got)
+	}
+}
+
+func TestCheckoutUnknownCommit(t *testing.T) {
+	t.Parallel()
+	src := newTestRepo(t)
+	src.write("a.txt", "1")
+	src.commit("1")
+	c := newTestCache(t, Config{})
+	repo := Repo{FullName: "o/r", CloneURL: src.dir}
+	_, err := c.Checkout(t.Context(), repo, strings.Repeat("ab", 20))
+	if !errors.Is(err, ErrNotFound) {
+		t.Fatalf("Checkout of unknown commit = %v, want ErrNotFound", err)
+	}
+	if entries, _ := os.ReadDir(c.workDir); len(entries) != 0 {
+		t.Errorf("failed checkout left %v behind", entries)
+	}
+}
+
+// TestCheckoutConcurrent starts from an empty cache, so the goroutines also
+// race to create the mirror.
+func TestCheckoutConcurrent(t *testing.T) {
+	t.Parallel()
+	src := newTestRepo(t)
+	src.write("version.txt", "one")
+	src.write("same.txt", "same")
+	one := src.commit("one")
+	src.write("version.txt", "two")
+	src.write("only-in-two.txt", "x")
+	two := src.commit("two")
+
+	c := newTestCache(t, Config{})
+	repo := Repo{FullName: "o/r", CloneURL: src.fileURL()}
+	want := map[string]string{one: "one", two: "two"}
+
+	var wg sync.WaitGroup
+	for i := range 10 {
+		sha := []string{one, two}[i%2]
+		wg.Go(func() {
+			co, err := c.Checkout(t.Context(), repo, sha)
+			if err != nil {
+				t.Errorf("Checkout %d: %v", i, err)
+				return
+			}
+			defer co.Close()
+			got, err := os.ReadFile(filepath.Join(co.Dir, "version.txt"))
+			if err != nil || string(got) != want[sha] {
+				t.Errorf("checkout %d of %s: version.txt = %q, %v; want %q", i, sha, got, err, want[sha])
+			}
+			_, err = os.Stat(filepath.Join(co.Dir, "only-in-two.txt"))
+			if (err == nil) != (sha == two) {
+				t.Errorf("checkout %d of %s: only-in-two.txt stat = %v", i, sha, err)
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// TestInvalidSHARejectedBeforeGit runs git through a wrapper that logs each
+// call, to prove a bad SHA never reaches git.
+func TestInvalidSHARejectedBeforeGit(t *testing.T) {
+	t.Parallel()
+	realGit := requireGit(t)
+	dir := t.TempDir()
+	calls := filepath.Join(dir, "calls")
+	wrapper := filepath.Join(dir, "git")
+	script := "#!/bin/sh\necho \"$*\" >> '" + calls + "'\nexec '" + realGit + "' \"$@\"\n"
+	if err := os.WriteFile(wrapper, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	c := newTestCache(t, Config{GitBinary: wrapper})
+	before := readFile(t, calls) // New ran "git version"
+
+	good := strings.Repeat("a", 40)
+	repo := Repo{FullName: "o/r", CloneURL: t.TempDir()}
+	for _, bad := range []string{
+		"--upload-pack=x", "HEAD", ";rm -rf /", "", "main", "refs/heads/main",
+		strings.Repeat("g", 40), strings.Repeat("a", 39), strings.Repeat("a", 41),
+		good[:39] + "\n", "-" + good[:39], good[:38] + "^{",
+	} {
+		_, err := c.Checkout(t.Context(), repo, bad)
+		if !errors.Is(err, ErrInvalidSHA) {
+			t.Errorf("Checkout(%q) = %v, want ErrInvalidSHA", bad, err)
+		}
+		_, err = c.ReadFile(t.Context(), repo, bad, "a.txt")
+		if !errors.Is(err, ErrInvalidSHA) {
+			t.Errorf("ReadFile(%q) = %v, want ErrInvalidSHA", bad, err)
+		}
+		_, _, err = c.ChangedPaths(t.Context(), repo, bad, good)
+		if !errors.Is(err, ErrInvalidSHA) {
+			t.Errorf("ChangedPaths(before=%q) = %v, want ErrInvalidSHA", bad, err)
+		}
+		_, _, err = c.ChangedPaths(t.Context(), repo, zeroSHA, bad)
+		if !errors.Is(err, ErrInvalidSHA) {
+			t.Errorf("ChangedPaths(after=%q) = %v, want ErrInvalidSHA", bad, err)
+		}
+	}
+	if after := readFile(t, calls); after != before {
+		t.Errorf("git ran for invalid SHAs:\n%s", strings.TrimPrefix(after, before))
+	}
+}

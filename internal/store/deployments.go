@@ -1,0 +1,97 @@
+package store
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/slipway-dev/slipway/internal/deploy"
+)
+
+const deploymentColumns = `id, run_id, repo, service, environment, target_kind, target, commit_sha, status, error,
+	image_ref, image_digest, replaced_id, superseded_by, attempt, created_at, claimed_at, building_at,
+	pushing_at, deploying_at, finished_at`
+
+func scanDeployment(row pgx.CollectableRow) (deploy.Deployment, error) {
+	var d deploy.Deployment
+	err := row.Scan(&d.ID, &d.RunID, &d.Repo, &d.Service, &d.Environment, &d.TargetKind, &d.Target, &d.CommitSHA,
+		&d.Status, &d.Error, &d.ImageRef, &d.ImageDigest, &d.ReplacedID, &d.SupersededBy, &d.Attempt,
+		&d.CreatedAt, &d.ClaimedAt, &d.BuildingAt, &d.PushingAt, &d.DeployingAt, &d.FinishedAt)
+	return d, err
+}
+
+// deploymentInsert queues one deployment, idempotently per run, service and environment.
+const deploymentInsert = `
+INSERT INTO deployments (run_id, repo, service, environment, target_kind, target, commit_sha)
+VALUES ($1, $2, $3, $4, $5, coalesce($6::jsonb, '{}'), $7)
+ON CONFLICT (run_id, service, environment) DO NOTHING
+RETURNING id`
+
+// deploymentSupersede is latest-wins: older deployments of the same service+environment still
+// waiting in the queue will never run. A running one is left alone; the new one waits for it.
+const deploymentSupersede = `
+UPDATE deployments SET status = 'superseded', superseded_by = $4, finished_at = now(), updated_at = now(),
+	error = 'superseded by deployment ' || $4
+WHERE repo = $1 AND service = $2 AND environment = $3 AND status = 'queued' AND id < $4`
+
+// DeploymentsEnqueue queues deployments in one transaction, superseding older queued deployments of
+// the same service+environment, and wakes the workers. Deployments already created for the same
+// run, service and environment are not created again; ids holds only the new ones.
+func (s *Store) DeploymentsEnqueue(ctx context.Context, ds []deploy.NewDeployment) (ids []int64, err error) {
+	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		for _, d := range ds {
+			// Serializes enqueuers of one service+environment, so two concurrent pushes cannot both
+			// miss each other's queued deployment.
+			if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended($1, 0))`,
+				d.Repo+"\n"+d.Service+"\n"+d.Environment); err != nil {
+				return err
+			}
+			var target any
+			if len(d.Target) > 0 {
+				target = string(d.Target)
+			}
+			var id int64
+			err := tx.QueryRow(ctx, deploymentInsert, d.RunID, d.Repo, d.Service, d.Environment, d.TargetKind, target, d.CommitSHA).Scan(&id)
+			if err == pgx.ErrNoRows {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			if _, err := tx.Exec(ctx, deploymentSupersede, d.Repo, d.Service, d.Environment, id); err != nil {
+				return err
+			}
+			ids = append(ids, id)
+		}
+		if len(ids) > 0 {
+			_, err := tx.Exec(ctx, `SELECT pg_notify('`+ChannelWork+`', 'deployment')`)
+			return err
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, interpret(err, "queueing deployments")
+	}
+	return ids, nil
+}
+
+// DeploymentGet returns one deployment.
+func (s *Store) DeploymentGet(ctx context.Context, id int64) (deploy.Deployment, error) {
+	rows, err := s.pool.Query(ctx, `SELECT `+deploymentColumns+` FROM deployments WHERE id = $1`, id)
+	if err != nil {
+		return deploy.Deployment{}, interpret(err, "reading deployment")
+	}
+	d, err := pgx.CollectExactlyOneRow(rows, scanDeployment)
+	return d, interpret(err, fmt.Sprintf("deployment %d", id))
+}
+
+// DeploymentsByRun returns the deployments of a run in id order.
+func (s *Store) DeploymentsByRun(ctx context.Context, runID int64) ([]deploy.Deployment, error) {
+	rows, err := s.pool.Query(ctx, `SELECT `+deploymentColumns+` FROM deployments WHERE run_id = $1 ORDER BY id`, runID)
+	if err != nil {
+		return nil, interpret(err, "listing deployments")
+	}
+	ds, err := pgx.CollectRows(rows, scanDeployment)
+	return ds, interpret(err, "listing deployments")
+}

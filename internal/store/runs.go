@@ -1,0 +1,43 @@
+package store
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/slipway-dev/slipway/internal/deploy"
+)
+
+const runColumns = `id, coalesce(delivery_id, ''), trigger, repo, ref, branch, before_sha, after_sha, clone_url,
+	pusher, message, status, error, attempt, created_at, finished_at`
+
+func scanRun(row pgx.CollectableRow) (deploy.Run, error) {
+	var r deploy.Run
+	err := row.Scan(&r.ID, &r.DeliveryID, &r.Trigger, &r.Repo, &r.Ref, &r.Branch, &r.BeforeSHA, &r.AfterSHA,
+		&r.CloneURL, &r.Pusher, &r.Message, &r.Status, &r.Error, &r.Attempt, &r.CreatedAt, &r.FinishedAt)
+	return r, err
+}
+
+// RunGet returns one run.
+func (s *Store) RunGet(ctx context.Context, id int64) (deploy.Run, error) {
+	rows, err := s.pool.Query(ctx, `SELECT `+runColumns+` FROM runs WHERE id = $1`, id)
+	if err != nil {
+		return deploy.Run{}, interpret(err, "reading run")
+	}
+	r, err := pgx.CollectExactlyOneRow(rows, scanRun)
+	return r, interpret(err, fmt.Sprintf("run %d", id))
+}
+
+// RunCreate queues a run that no webhook delivered (a manual trigger, a test) and wakes a planner.
+func (s *Store) RunCreate(ctx context.Context, r deploy.Run) (int64, error) {
+	var id int64
+	err := s.pool.QueryRow(ctx, `
+		WITH r AS (
+			INSERT INTO runs (trigger, repo, ref, branch, before_sha, after_sha, clone_url, pusher, message)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id
+		), n AS (SELECT pg_notify('`+ChannelWork+`', 'run') FROM r)
+		SELECT id FROM r, (SELECT count(*) FROM n) c`,
+		r.Trigger, r.Repo, r.Ref, r.Branch, r.BeforeSHA, r.AfterSHA, r.CloneURL, r.Pusher, r.Message).Scan(&id)
+	return id, interpret(err, "creating run")
+}

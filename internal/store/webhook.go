@@ -1,0 +1,78 @@
+package store
+
+import (
+	"context"
+	"errors"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/slipway-dev/slipway/internal/deploy"
+)
+
+// Delivery is one webhook delivery as recorded, and the answer Slipway gave to it.
+type Delivery struct {
+	ID         string
+	Event      string
+	Repo       string
+	Ref        string
+	Outcome    string
+	Reason     string
+	StatusCode int
+	RunID      int64 // 0 when the delivery queued no run
+}
+
+// webhookIngest records a delivery and, when run is set, queues the run, in one statement (one
+// round trip, one implicit transaction). A delivery id seen before inserts nothing: the CTE chain
+// stops at ON CONFLICT, so a redelivery can never create a second run.
+const webhookIngest = `
+WITH d AS (
+	INSERT INTO webhook_deliveries (delivery_id, event, repo, ref, outcome, reason, status_code)
+	VALUES ($1, $2, $3, $4, $5, $6, $7)
+	ON CONFLICT (delivery_id) DO NOTHING
+	RETURNING delivery_id
+), r AS (
+	INSERT INTO runs (delivery_id, repo, ref, branch, before_sha, after_sha, clone_url, pusher, message)
+	SELECT delivery_id, $3, $4, $9, $10, $11, $12, $13, $14 FROM d WHERE $8::boolean
+	RETURNING id
+), n AS (
+	SELECT pg_notify('` + ChannelWork + `', 'run') FROM r
+)
+SELECT EXISTS (SELECT 1 FROM d), coalesce((SELECT id FROM r), 0), (SELECT count(*) FROM n)`
+
+// WebhookIngest records d and, if run is non-nil, the run it queues. It returns the delivery as
+// stored and whether this call inserted it; for a redelivery the stored answer comes back unchanged.
+func (s *Store) WebhookIngest(ctx context.Context, d Delivery, run *deploy.Run) (Delivery, bool, error) {
+	var r deploy.Run
+	if run != nil {
+		r = *run
+	}
+	var inserted bool
+	var runID, notified int64
+	err := s.pool.QueryRow(ctx, webhookIngest,
+		d.ID, d.Event, d.Repo, d.Ref, d.Outcome, d.Reason, d.StatusCode,
+		run != nil, r.Branch, r.BeforeSHA, r.AfterSHA, r.CloneURL, r.Pusher, r.Message,
+	).Scan(&inserted, &runID, &notified)
+	if err != nil {
+		return Delivery{}, false, interpret(err, "recording webhook delivery")
+	}
+	if inserted {
+		d.RunID = runID
+		return d, true, nil
+	}
+	stored, err := s.WebhookDeliveryGet(ctx, d.ID)
+	return stored, false, err
+}
+
+// WebhookDeliveryGet returns a recorded delivery with the run it queued, if any.
+func (s *Store) WebhookDeliveryGet(ctx context.Context, id string) (Delivery, error) {
+	var d Delivery
+	err := s.pool.QueryRow(ctx, `
+		SELECT w.delivery_id, w.event, w.repo, w.ref, w.outcome, w.reason, w.status_code, coalesce(r.id, 0)
+		FROM webhook_deliveries w LEFT JOIN runs r ON r.delivery_id = w.delivery_id
+		WHERE w.delivery_id = $1`, id).
+		Scan(&d.ID, &d.Event, &d.Repo, &d.Ref, &d.Outcome, &d.Reason, &d.StatusCode, &d.RunID)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Delivery{}, deploy.Errorf(deploy.ENOTFOUND, "delivery %s not found", id)
+	}
+	return d, interpret(err, "reading webhook delivery")
+}

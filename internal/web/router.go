@@ -1,0 +1,72 @@
+// Package web builds Slipway's HTTP router: the webhook, health, metrics and (later) the API and
+// dashboard. Domain error codes map to HTTP status codes in exactly one function here.
+package web
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/go-chi/chi/v5/middleware"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/slipway-dev/slipway/internal/deploy"
+)
+
+// Readiness reports whether the database answers and holds the current schema.
+type Readiness interface {
+	Ready(ctx context.Context) error
+}
+
+// Deps are what the router serves.
+type Deps struct {
+	Webhook  http.Handler
+	Ready    Readiness
+	Gatherer prometheus.Gatherer
+	Logger   *slog.Logger
+}
+
+// NewRouter builds the router.
+func NewRouter(d Deps) http.Handler {
+	r := chi.NewRouter()
+	r.Use(middleware.Recoverer)
+	r.Get("/healthz", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	r.Get("/readyz", func(w http.ResponseWriter, req *http.Request) {
+		ctx, cancel := context.WithTimeout(req.Context(), 2*time.Second)
+		defer cancel()
+		if err := d.Ready.Ready(ctx); err != nil {
+			d.Logger.WarnContext(ctx, "not ready", "err", err)
+			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "not ready", "error": err.Error()})
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+	})
+	r.Method(http.MethodGet, "/metrics", promhttp.HandlerFor(d.Gatherer, promhttp.HandlerOpts{}))
+	r.Method(http.MethodPost, "/webhooks/github", d.Webhook)
+	return r
+}
+
+// StatusFor maps a domain error code to an HTTP status code: the one place that does.
+func StatusFor(err error) int {
+	switch deploy.ErrorCode(err) {
+	case deploy.ENOTFOUND:
+		return http.StatusNotFound
+	case deploy.EINVALID:
+		return http.StatusBadRequest
+	case deploy.ECONFLICT:
+		return http.StatusConflict
+	}
+	return http.StatusInternalServerError
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(v)
+}

@@ -1,0 +1,173 @@
+// Package webhook serves POST /webhooks/github: it checks the signature, parses the delivery,
+// and records it, with the run it queues, in one statement. Nothing slow happens here.
+package webhook
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/google/go-github/v56/github"
+
+	"github.com/slipway-dev/slipway/internal/deploy"
+	"github.com/slipway-dev/slipway/internal/metrics"
+	"github.com/slipway-dev/slipway/internal/store"
+)
+
+// Store records deliveries; *store.Store implements it.
+type Store interface {
+	WebhookIngest(ctx context.Context, d store.Delivery, run *deploy.Run) (store.Delivery, bool, error)
+}
+
+// Config configures the handler.
+type Config struct {
+	Secrets [][]byte // any of them may sign a delivery, so secrets can be rotated
+	MaxBody int64    // default 25 MiB
+	Repos   Repositories
+	Timeout time.Duration // database time budget per delivery (default 5s)
+}
+
+// Handler serves GitHub deliveries.
+type Handler struct {
+	cfg     Config
+	store   Store
+	metrics *metrics.Metrics
+	logger  *slog.Logger
+}
+
+// NewHandler builds a Handler.
+func NewHandler(cfg Config, st Store, m *metrics.Metrics, logger *slog.Logger) (*Handler, error) {
+	if len(cfg.Secrets) == 0 {
+		return nil, errors.New("webhook: at least one secret is required")
+	}
+	cfg.MaxBody = cmp.Or(cfg.MaxBody, 25<<20)
+	cfg.Timeout = cmp.Or(cfg.Timeout, 5*time.Second)
+	return &Handler{cfg: cfg, store: st, metrics: m, logger: logger}, nil
+}
+
+// Response is the JSON body of every answer.
+type Response struct {
+	DeliveryID string `json:"delivery_id,omitempty"`
+	Outcome    string `json:"outcome,omitempty"`
+	Reason     string `json:"reason,omitempty"`
+	RunID      int64  `json:"run_id,omitempty"`
+	Error      string `json:"error,omitempty"`
+}
+
+// known events get their own metric label; anything else is counted as "other".
+var knownEvents = map[string]bool{"push": true, "ping": true, "create": true, "delete": true,
+	"pull_request": true, "release": true, "workflow_run": true, "check_suite": true, "status": true}
+
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	defer func() { h.metrics.WebhookDuration.Observe(time.Since(start).Seconds()) }()
+	ctx := r.Context()
+	event := r.Header.Get("X-GitHub-Event")
+	delivery := r.Header.Get("X-GitHub-Delivery")
+	label := event
+	if !knownEvents[label] {
+		label = "other"
+	}
+	reject := func(code int, outcome, msg string) {
+		h.metrics.WebhookDeliveries.WithLabelValues(label, outcome).Inc()
+		h.logger.InfoContext(ctx, "webhook rejected", "status", code, "reason", msg, "delivery", truncate(delivery, 64))
+		writeJSON(w, code, Response{DeliveryID: truncate(delivery, 64), Error: msg})
+	}
+
+	if r.ContentLength > h.cfg.MaxBody {
+		reject(http.StatusRequestEntityTooLarge, "too_large", "body exceeds "+strconv.FormatInt(h.cfg.MaxBody, 10)+" bytes")
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.cfg.MaxBody))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			reject(http.StatusRequestEntityTooLarge, "too_large", "body exceeds "+strconv.FormatInt(h.cfg.MaxBody, 10)+" bytes")
+			return
+		}
+		reject(http.StatusBadRequest, "bad_request", "reading body: "+err.Error())
+		return
+	}
+	signature := r.Header.Get("X-Hub-Signature-256")
+	if signature == "" {
+		reject(http.StatusUnauthorized, "bad_signature", "missing X-Hub-Signature-256")
+		return
+	}
+	mediaType, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	payload, err := h.validate(mediaType, body, signature)
+	if err != nil {
+		if mediaType != "application/json" && mediaType != "application/x-www-form-urlencoded" {
+			reject(http.StatusBadRequest, "bad_request", "unsupported Content-Type")
+			return
+		}
+		reject(http.StatusUnauthorized, "bad_signature", "signature does not match")
+		return
+	}
+	if event == "" || delivery == "" || len(delivery) > 200 {
+		reject(http.StatusBadRequest, "bad_request", "missing or invalid X-GitHub-Event or X-GitHub-Delivery")
+		return
+	}
+	parsed, err := Parse(event, payload)
+	if err != nil {
+		reject(http.StatusBadRequest, "bad_request", err.Error())
+		return
+	}
+	dec := Decide(parsed, h.cfg.Repos)
+	rec := store.Delivery{ID: delivery, Event: event, Repo: parsed.Repo, Outcome: dec.Outcome, Reason: dec.Reason,
+		StatusCode: http.StatusOK}
+	if parsed.Push != nil {
+		rec.Ref = parsed.Push.Ref
+	}
+	if dec.Run != nil {
+		rec.StatusCode = http.StatusAccepted
+	}
+	dbctx, cancel := context.WithTimeout(ctx, h.cfg.Timeout)
+	defer cancel()
+	stored, inserted, err := h.store.WebhookIngest(dbctx, rec, dec.Run)
+	if err != nil {
+		// 503 makes GitHub's redelivery worth trying; nothing was recorded.
+		h.logger.ErrorContext(ctx, "recording webhook delivery", "delivery", delivery, "err", err)
+		h.metrics.WebhookDeliveries.WithLabelValues(label, "error").Inc()
+		writeJSON(w, http.StatusServiceUnavailable, Response{DeliveryID: delivery, Error: "could not record delivery, try again"})
+		return
+	}
+	outcome := stored.Outcome
+	if !inserted {
+		outcome = "duplicate"
+		w.Header().Set("X-Slipway-Redelivery", "true")
+	}
+	h.metrics.WebhookDeliveries.WithLabelValues(label, outcome).Inc()
+	if inserted && stored.RunID != 0 {
+		h.logger.InfoContext(ctx, "run queued", "delivery", delivery, "run_id", stored.RunID,
+			"repo", rec.Repo, "branch", dec.Run.Branch, "sha", dec.Run.AfterSHA)
+	}
+	writeJSON(w, stored.StatusCode, Response{DeliveryID: stored.ID, Outcome: stored.Outcome, Reason: stored.Reason, RunID: stored.RunID})
+}
+
+// validate checks the signature against each configured secret with go-github's validator and
+// returns the JSON payload (unwrapped from a form body if need be).
+func (h *Handler) validate(mediaType string, body []byte, signature string) ([]byte, error) {
+	var err error
+	for _, secret := range h.cfg.Secrets {
+		var payload []byte
+		payload, err = github.ValidatePayloadFromBody(mediaType, bytes.NewReader(body), signature, secret)
+		if err == nil {
+			return payload, nil
+		}
+	}
+	return nil, err
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(v)
+}

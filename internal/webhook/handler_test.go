@@ -1,0 +1,332 @@
+package webhook_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/slipway-dev/slipway/internal/config"
+	"github.com/slipway-dev/slipway/internal/metrics"
+	"github.com/slipway-dev/slipway/internal/store"
+	"github.com/slipway-dev/slipway/internal/testenv"
+	"github.com/slipway-dev/slipway/internal/webhook"
+)
+
+const secret = "it's-a-secret-to-everybody"
+
+func sign(body []byte, key string) string {
+	m := hmac.New(sha256.New, []byte(key))
+	m.Write(body)
+	return "sha256=" + hex.EncodeToString(m.Sum(nil))
+}
+
+type fixture struct {
+	st      *store.Store
+	metrics *metrics.Metrics
+	srv     *httptest.Server
+}
+
+func newFixture(t *testing.T, maxBody int64) *fixture {
+	t.Helper()
+	st := testenv.Store(t)
+	m := metrics.New(prometheus.NewRegistry())
+	h, err := webhook.NewHandler(webhook.Config{
+		Secrets: [][]byte{[]byte("an-old-secret-being-rotated"), []byte(secret)},
+		MaxBody: maxBody,
+		Repos: config.Repos{
+			{Name: "Codertocat/Hello-World", Branches: []string{"master", "release/*"}},
+			{Name: "Octocoders/Hello-World"},
+		},
+	}, st, m, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	return &fixture{st: st, metrics: m, srv: srv}
+}
+
+type reply struct {
+	code int
+	body webhook.Response
+	hdr  http.Header
+}
+
+func (f *fixture) post(t *testing.T, event, delivery, contentType string, body []byte, sig string) reply {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, f.srv.URL, bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", contentType)
+	if event != "" {
+		req.Header.Set("X-GitHub-Event", event)
+	}
+	if delivery != "" {
+		req.Header.Set("X-GitHub-Delivery", delivery)
+	}
+	if sig != "" {
+		req.Header.Set("X-Hub-Signature-256", sig)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	var r webhook.Response
+	if err := json.Unmarshal(raw, &r); err != nil {
+		t.Fatalf("response is not JSON: %q", raw)
+	}
+	return reply{code: resp.StatusCode, body: r, hdr: resp.Header}
+}
+
+func (f *fixture) count(t *testing.T, table string) int {
+	t.Helper()
+	var n int
+	if err := f.st.Pool().QueryRow(context.Background(), "SELECT count(*) FROM "+table).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func readFixture(t *testing.T, name string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "..", "testdata", "github-webhooks", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// Every real payload, signed, through the real handler and database.
+func TestFixtures(t *testing.T) {
+	f := newFixture(t, 0)
+	files, err := filepath.Glob(filepath.Join("..", "..", "testdata", "github-webhooks", "*.json"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no fixtures: %v", err)
+	}
+	want := map[string]struct {
+		code    int
+		outcome string
+		reason  string
+	}{
+		"create.payload.json":                          {200, "ignored", "event not handled"},
+		"create.with-description.payload.json":         {200, "ignored", "event not handled"},
+		"create.with-installation.payload.json":        {200, "ignored", "event not handled"},
+		"create.with-organization.payload.json":        {200, "ignored", "event not handled"},
+		"delete.payload.json":                          {200, "ignored", "event not handled"},
+		"delete.with-installation.payload.json":        {200, "ignored", "event not handled"},
+		"delete.with-organization.payload.json":        {200, "ignored", "event not handled"},
+		"ping.payload.json":                            {200, "ping", "pong"},
+		"ping.with-app_id.payload.json":                {200, "ping", "pong"},
+		"ping.with-organization.payload.json":          {200, "ping", "pong"},
+		"push.1.payload.json":                          {200, "ignored", "branch or tag deleted"},
+		"push.payload.json":                            {200, "ignored", "branch or tag deleted"},
+		"push.with-installation.payload.json":          {200, "ignored", "branch or tag deleted"},
+		"push.with-organization.payload.json":          {200, "ignored", "branch or tag deleted"},
+		"push.with-new-branch.payload.json":            {202, "queued", ""},
+		"push.with-no-username-committer.payload.json": {202, "queued", ""},
+	}
+	queued := 0
+	for i, path := range files {
+		name := filepath.Base(path)
+		w, ok := want[name]
+		if !ok {
+			t.Errorf("fixture %s has no expectation", name)
+			continue
+		}
+		body := readFixture(t, name)
+		event, _, _ := strings.Cut(name, ".")
+		delivery := fmt.Sprintf("fixture-%d", i)
+		r := f.post(t, event, delivery, "application/json", body, sign(body, secret))
+		if r.code != w.code || r.body.Outcome != w.outcome || r.body.Reason != w.reason {
+			t.Errorf("%s: got %d %q %q, want %d %q %q", name, r.code, r.body.Outcome, r.body.Reason, w.code, w.outcome, w.reason)
+		}
+		d, err := f.st.WebhookDeliveryGet(context.Background(), delivery)
+		if err != nil {
+			t.Errorf("%s: delivery not recorded: %v", name, err)
+			continue
+		}
+		if d.Event != event || d.Outcome != w.outcome || d.StatusCode != w.code {
+			t.Errorf("%s: recorded %+v", name, d)
+		}
+		if w.code == 202 {
+			queued++
+			if r.body.RunID == 0 || d.RunID != r.body.RunID {
+				t.Errorf("%s: run id %d in answer, %d recorded", name, r.body.RunID, d.RunID)
+			}
+			var repo, branch, after, status string
+			err := f.st.Pool().QueryRow(context.Background(),
+				"SELECT repo, branch, after_sha, status FROM runs WHERE id = $1", r.body.RunID).Scan(&repo, &branch, &after, &status)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if repo != "Codertocat/Hello-World" || branch != "master" || after != "6113728f27ae82c7b1a177c8d03f9e96e0adf246" || status != "queued" {
+				t.Errorf("%s: run row %s %s %s %s", name, repo, branch, after, status)
+			}
+		}
+	}
+	if n := f.count(t, "runs"); n != queued {
+		t.Errorf("runs = %d, want %d", n, queued)
+	}
+	if n := f.count(t, "webhook_deliveries"); n != len(files) {
+		t.Errorf("deliveries = %d, want %d", n, len(files))
+	}
+	if got := testutil.ToFloat64(f.metrics.WebhookDeliveries.WithLabelValues("push", "queued")); got != 2 {
+		t.Errorf("metric push/queued = %v, want 2", got)
+	}
+}
+
+func pushBody(t *testing.T, repo, ref string) []byte {
+	t.Helper()
+	var m map[string]any
+	if err := json.Unmarshal(readFixture(t, "push.with-new-branch.payload.json"), &m); err != nil {
+		t.Fatal(err)
+	}
+	m["ref"] = ref
+	m["repository"].(map[string]any)["full_name"] = repo
+	b, _ := json.Marshal(m)
+	return b
+}
+
+func TestPushOutcomes(t *testing.T) {
+	f := newFixture(t, 0)
+	cases := []struct {
+		name, repo, ref string
+		code            int
+		outcome, reason string
+	}{
+		{"deploy branch", "Codertocat/Hello-World", "refs/heads/master", 202, "queued", ""},
+		{"branch pattern", "codertocat/hello-world", "refs/heads/release/1.2", 202, "queued", ""},
+		{"any branch when none listed", "Octocoders/Hello-World", "refs/heads/feature/x", 202, "queued", ""},
+		{"unmatched branch", "Codertocat/Hello-World", "refs/heads/feature/x", 200, "ignored", "branch feature/x is not a deploy branch of Codertocat/Hello-World"},
+		{"unknown repository", "someone/else", "refs/heads/master", 200, "ignored", "repository someone/else is not configured"},
+		{"tag push", "Codertocat/Hello-World", "refs/tags/v1", 200, "ignored", "tag push"},
+		{"branch with shell characters", "Codertocat/Hello-World", "refs/heads/$(rm -rf /);`id`", 200, "ignored", "branch $(rm -rf /);`id` is not a deploy branch of Codertocat/Hello-World"},
+	}
+	for i, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			body := pushBody(t, c.repo, c.ref)
+			r := f.post(t, "push", fmt.Sprintf("outcome-%d", i), "application/json", body, sign(body, secret))
+			if r.code != c.code || r.body.Outcome != c.outcome || r.body.Reason != c.reason {
+				t.Errorf("got %d %q %q, want %d %q %q", r.code, r.body.Outcome, r.body.Reason, c.code, c.outcome, c.reason)
+			}
+		})
+	}
+}
+
+func TestRejections(t *testing.T) {
+	f := newFixture(t, 64<<10)
+	body := readFixture(t, "push.with-new-branch.payload.json")
+	huge := bytes.Repeat([]byte(" "), 65<<10)
+	hugeSigned := append(append([]byte{}, body[:len(body)-1]...), append(huge, '}')...)
+	cases := []struct {
+		name        string
+		event       string
+		delivery    string
+		contentType string
+		body        []byte
+		sig         string
+		code        int
+	}{
+		{"missing signature", "push", "r1", "application/json", body, "", 401},
+		{"wrong secret", "push", "r2", "application/json", body, sign(body, "not-the-secret"), 401},
+		{"tampered body", "push", "r3", "application/json", append([]byte(" "), body...), sign(body, secret), 401},
+		{"malformed signature", "push", "r4", "application/json", body, "sha256=zz", 401},
+		{"sha1 signature only", "push", "r5", "application/json", body, "sha1=" + strings.Repeat("0", 40), 401},
+		{"malformed JSON", "push", "r6", "application/json", []byte(`{"ref":`), sign([]byte(`{"ref":`), secret), 400},
+		{"not a push", "push", "r7", "application/json", []byte(`{"zen":"hi"}`), sign([]byte(`{"zen":"hi"}`), secret), 400},
+		{"bad after sha", "push", "r8", "application/json", []byte(`{"ref":"refs/heads/master","after":"; rm -rf /","repository":{"full_name":"Codertocat/Hello-World"}}`),
+			sign([]byte(`{"ref":"refs/heads/master","after":"; rm -rf /","repository":{"full_name":"Codertocat/Hello-World"}}`), secret), 400},
+		{"missing delivery id", "push", "", "application/json", body, sign(body, secret), 400},
+		{"missing event", "", "r9", "application/json", body, sign(body, secret), 400},
+		{"unsupported content type", "push", "r10", "text/plain", body, sign(body, secret), 400},
+		{"oversize", "push", "r11", "application/json", hugeSigned, sign(hugeSigned, secret), 413},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			r := f.post(t, c.event, c.delivery, c.contentType, c.body, c.sig)
+			if r.code != c.code {
+				t.Errorf("status %d (%q), want %d", r.code, r.body.Error, c.code)
+			}
+			if r.body.Error == "" {
+				t.Errorf("no error message in the answer")
+			}
+		})
+	}
+	if n := f.count(t, "webhook_deliveries"); n != 0 {
+		t.Errorf("rejected deliveries left %d rows", n)
+	}
+	if n := f.count(t, "runs"); n != 0 {
+		t.Errorf("rejected deliveries left %d runs", n)
+	}
+}
+
+func TestFormEncodedPush(t *testing.T) {
+	f := newFixture(t, 0)
+	json := readFixture(t, "push.with-new-branch.payload.json")
+	body := []byte(url.Values{"payload": {string(json)}}.Encode())
+	r := f.post(t, "push", "form-1", "application/x-www-form-urlencoded", body, sign(body, secret))
+	if r.code != 202 || r.body.RunID == 0 {
+		t.Fatalf("got %d %+v", r.code, r.body)
+	}
+}
+
+// A redelivery (the same X-GitHub-Delivery), even many at once, gets the same answer and one run.
+func TestRedelivery(t *testing.T) {
+	f := newFixture(t, 0)
+	body := readFixture(t, "push.with-new-branch.payload.json")
+	first := f.post(t, "push", "dup-1", "application/json", body, sign(body, secret))
+	if first.code != 202 {
+		t.Fatalf("first delivery: %d", first.code)
+	}
+	var wg sync.WaitGroup
+	replies := make([]reply, 8)
+	for i := range replies {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			replies[i] = f.post(t, "push", "dup-1", "application/json", body, sign(body, secret))
+		}()
+	}
+	wg.Wait()
+	for _, r := range replies {
+		if r.code != first.code || r.body != first.body {
+			t.Errorf("redelivery answered %d %+v, first was %d %+v", r.code, r.body, first.code, first.body)
+		}
+		if r.hdr.Get("X-Slipway-Redelivery") != "true" {
+			t.Errorf("redelivery not marked")
+		}
+	}
+	if n := f.count(t, "runs"); n != 1 {
+		t.Errorf("runs = %d, want 1", n)
+	}
+	// Concurrent first deliveries of one id: still exactly one run.
+	body2 := pushBody(t, "Codertocat/Hello-World", "refs/heads/release/9")
+	for range 8 {
+		wg.Add(1)
+		go func() { defer wg.Done(); f.post(t, "push", "dup-2", "application/json", body2, sign(body2, secret)) }()
+	}
+	wg.Wait()
+	if n := f.count(t, "runs"); n != 2 {
+		t.Errorf("runs = %d, want 2", n)
+	}
+}
