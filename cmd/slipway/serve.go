@@ -17,11 +17,14 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/slipway-dev/slipway/internal/config"
+	"github.com/slipway-dev/slipway/internal/deploy"
 	"github.com/slipway-dev/slipway/internal/metrics"
 	"github.com/slipway-dev/slipway/internal/queue"
+	"github.com/slipway-dev/slipway/internal/source"
 	"github.com/slipway-dev/slipway/internal/store"
 	"github.com/slipway-dev/slipway/internal/web"
 	"github.com/slipway-dev/slipway/internal/webhook"
+	"github.com/slipway-dev/slipway/internal/worker"
 	"github.com/slipway-dev/slipway/migrations"
 )
 
@@ -66,6 +69,10 @@ func serve(ctx context.Context, args, env []string, stderr io.Writer) error {
 		return err
 	}
 
+	handlers, err := kinds(ctx, cfg, st, logger)
+	if err != nil {
+		return err
+	}
 	owner, err := ownerID()
 	if err != nil {
 		return err
@@ -78,7 +85,7 @@ func serve(ctx context.Context, args, env []string, stderr io.Writer) error {
 		RescueEvery:   cfg.Queue.RescueEvery.D(),
 		BackoffBase:   cfg.Queue.BackoffBase.D(),
 		ShutdownGrace: cfg.Queue.ShutdownGrace.D(),
-		Kinds:         kinds(st, logger),
+		Kinds:         handlers,
 	}, st, m, logger)
 	if err != nil {
 		return err
@@ -147,8 +154,16 @@ func (r readiness) Ready(ctx context.Context) error {
 }
 
 // kinds wires the queue's item kinds to their handlers.
-func kinds(st *store.Store, logger *slog.Logger) []queue.Kind {
-	return []queue.Kind{
-		{Name: store.KindRun, DoneStatus: "planned", Handler: planRun(st, logger)},
+func kinds(ctx context.Context, cfg config.Config, st *store.Store, logger *slog.Logger) ([]queue.Kind, error) {
+	src, err := source.New(source.Config{Dir: cfg.Git.CacheDir, WorkDir: cfg.Git.WorkDir, Timeout: cfg.Git.Timeout.D()},
+		logger.With("component", "source"))
+	if err != nil {
+		return nil, fmt.Errorf("setting up the git cache: %w", err)
 	}
+	planner := worker.NewPlanner(worker.PlannerConfig{
+		Filename: cfg.PipelineFile, Policy: cfg.Policy, Tokens: cfg.Token,
+	}, st, src, logger.With("component", "planner"))
+	return []queue.Kind{
+		{Name: store.KindRun, DoneStatus: string(deploy.StatusPlanned), Handler: planner.Handle},
+	}, nil
 }

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/goccy/go-yaml"
+
+	"github.com/slipway-dev/slipway/internal/pipeline"
 )
 
 // Secret is a value that is never printed: not by fmt, not by slog, not in JSON.
@@ -27,15 +29,52 @@ func (s Secret) MarshalText() ([]byte, error) { return []byte("[redacted]"), nil
 
 // Config is the whole server configuration.
 type Config struct {
-	ListenAddr     string       `yaml:"listen_addr"`
-	DatabaseURL    Secret       `yaml:"database_url"`
-	MigrateOnStart *bool        `yaml:"migrate_on_start"`
-	Workers        int          `yaml:"workers"`
-	LogLevel       string       `yaml:"log_level"`
-	LogFormat      string       `yaml:"log_format"`
-	Webhook        Webhook      `yaml:"webhook"`
-	Queue          Queue        `yaml:"queue"`
-	Repositories   []Repository `yaml:"repositories"`
+	ListenAddr     string          `yaml:"listen_addr"`
+	DatabaseURL    Secret          `yaml:"database_url"`
+	MigrateOnStart *bool           `yaml:"migrate_on_start"`
+	Workers        int             `yaml:"workers"`
+	LogLevel       string          `yaml:"log_level"`
+	LogFormat      string          `yaml:"log_format"`
+	Webhook        Webhook         `yaml:"webhook"`
+	Queue          Queue           `yaml:"queue"`
+	Repositories   []Repository    `yaml:"repositories"`
+	PipelineFile   string          `yaml:"pipeline_file"`
+	Policy         pipeline.Policy `yaml:"policy"`
+	Git            Git             `yaml:"git"`
+	Docker         Docker          `yaml:"docker"`
+	Registries     []Registry      `yaml:"registries"`
+	Stages         Stages          `yaml:"stages"`
+}
+
+// Git configures the mirror cache that deployments check commits out of.
+type Git struct {
+	CacheDir string   `yaml:"cache_dir"`
+	WorkDir  string   `yaml:"work_dir"`
+	Token    Secret   `yaml:"token"` // default for repositories without their own
+	Timeout  Duration `yaml:"timeout"`
+}
+
+// Docker configures how Slipway reaches the container engine that builds and runs images.
+type Docker struct {
+	Binary       string `yaml:"binary"`
+	Host         string `yaml:"host"`          // DOCKER_HOST for the engine; "" inherits
+	BuildNetwork string `yaml:"build_network"` // docker build --network
+	BuildKit     string `yaml:"buildkit"`      // auto, on, off
+}
+
+// Registry holds credentials for one registry host.
+type Registry struct {
+	Host     string `yaml:"host"`
+	Username string `yaml:"username"`
+	Password Secret `yaml:"password"`
+	Insecure bool   `yaml:"insecure"` // plain http
+}
+
+// Stages bounds each stage of a deployment.
+type Stages struct {
+	Build  Duration `yaml:"build_timeout"`
+	Push   Duration `yaml:"push_timeout"`
+	Deploy Duration `yaml:"deploy_timeout"`
 }
 
 // Webhook configures POST /webhooks/github.
@@ -58,6 +97,7 @@ type Repository struct {
 	Name     string   `yaml:"name"`      // owner/name, matched case-insensitively
 	CloneURL string   `yaml:"clone_url"` // default: the clone_url of the push payload
 	Branches []string `yaml:"branches"`  // path.Match patterns; default: every branch
+	Token    Secret   `yaml:"token"`     // git token for private repositories; default git.token
 }
 
 // Duration is a time.Duration written as "30s" in YAML.
@@ -79,11 +119,15 @@ func (d Duration) D() time.Duration { return time.Duration(d) }
 // Defaults are applied before the file and the environment.
 func Defaults() Config {
 	return Config{
-		ListenAddr: ":8080",
-		Workers:    4,
-		LogLevel:   "info",
-		LogFormat:  "json",
-		Webhook:    Webhook{MaxBodyBytes: 25 << 20},
+		ListenAddr:   ":8080",
+		Workers:      4,
+		LogLevel:     "info",
+		LogFormat:    "json",
+		Webhook:      Webhook{MaxBodyBytes: 25 << 20},
+		PipelineFile: ".slipway.yml",
+		Git:          Git{CacheDir: "/var/lib/slipway/git", Timeout: Duration(10 * time.Minute)},
+		Docker:       Docker{Binary: "docker", BuildKit: "auto"},
+		Stages:       Stages{Build: Duration(30 * time.Minute), Push: Duration(10 * time.Minute), Deploy: Duration(15 * time.Minute)},
 		Queue: Queue{
 			Lease:         Duration(30 * time.Second),
 			PollInterval:  Duration(2 * time.Second),
@@ -192,6 +236,27 @@ func applyEnv(cfg *Config, vars map[string]string) error {
 	duration("SLIPWAY_QUEUE_SHUTDOWN_GRACE", &cfg.Queue.ShutdownGrace)
 	duration("SLIPWAY_QUEUE_RESCUE_EVERY", &cfg.Queue.RescueEvery)
 	duration("SLIPWAY_QUEUE_BACKOFF_BASE", &cfg.Queue.BackoffBase)
+	str("SLIPWAY_PIPELINE_FILE", &cfg.PipelineFile)
+	str("SLIPWAY_GIT_CACHE_DIR", &cfg.Git.CacheDir)
+	str("SLIPWAY_GIT_WORK_DIR", &cfg.Git.WorkDir)
+	if v, ok := vars["SLIPWAY_GIT_TOKEN"]; ok {
+		cfg.Git.Token = Secret(v)
+	}
+	str("SLIPWAY_DOCKER_BINARY", &cfg.Docker.Binary)
+	str("SLIPWAY_DOCKER_HOST", &cfg.Docker.Host)
+	str("SLIPWAY_DOCKER_BUILD_NETWORK", &cfg.Docker.BuildNetwork)
+	str("SLIPWAY_DOCKER_BUILDKIT", &cfg.Docker.BuildKit)
+	if v, ok := vars["SLIPWAY_POLICY_ALLOW_ALL"]; ok {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("SLIPWAY_POLICY_ALLOW_ALL: %q is not a boolean", v))
+		} else {
+			cfg.Policy.AllowAll = b
+		}
+	}
+	duration("SLIPWAY_STAGES_BUILD_TIMEOUT", &cfg.Stages.Build)
+	duration("SLIPWAY_STAGES_PUSH_TIMEOUT", &cfg.Stages.Push)
+	duration("SLIPWAY_STAGES_DEPLOY_TIMEOUT", &cfg.Stages.Deploy)
 	// Repositories from the environment: "owner/a,owner/b@main" (branch patterns after @, joined by |).
 	if v, ok := vars["SLIPWAY_REPOSITORIES"]; ok {
 		cfg.Repositories = nil
@@ -257,6 +322,33 @@ func (c *Config) Validate() error {
 	} {
 		if d.v.D() < d.min {
 			bad(d.key, "%s is below the minimum %s", d.v.D(), d.min)
+		}
+	}
+	if err := c.Policy.Validate(); err != nil {
+		bad("policy", "%v", err)
+	}
+	if c.PipelineFile == "" || strings.HasPrefix(c.PipelineFile, "/") || strings.Contains(c.PipelineFile, "..") {
+		bad("pipeline_file (SLIPWAY_PIPELINE_FILE)", "%q must be a path inside the repository", c.PipelineFile)
+	}
+	if c.Git.CacheDir == "" {
+		bad("git.cache_dir (SLIPWAY_GIT_CACHE_DIR)", "required")
+	}
+	switch c.Docker.BuildKit {
+	case "auto", "on", "off":
+	default:
+		bad("docker.buildkit (SLIPWAY_DOCKER_BUILDKIT)", "%q is not auto, on or off", c.Docker.BuildKit)
+	}
+	for i, r := range c.Registries {
+		if r.Host == "" || strings.ContainsAny(r.Host, "/ ") {
+			bad(fmt.Sprintf("registries[%d].host", i), "%q is not a registry host[:port]", r.Host)
+		}
+	}
+	for _, st := range []struct {
+		key string
+		v   Duration
+	}{{"stages.build_timeout", c.Stages.Build}, {"stages.push_timeout", c.Stages.Push}, {"stages.deploy_timeout", c.Stages.Deploy}} {
+		if st.v.D() <= 0 {
+			bad(st.key, "must be positive")
 		}
 	}
 	seen := map[string]bool{}

@@ -26,3 +26,13 @@ func (rs Repos) MatchPush(repo, branch string) (cloneURL, reason string, ok bool
 	}
 	return "", "repository " + repo + " is not configured", false
 }
+
+// Token returns the git token for repo: its own, else the default.
+func (c *Config) Token(repo string) string {
+	for _, r := range c.Repositories {
+		if strings.EqualFold(r.Name, repo) && r.Token != "" {
+			return r.Token.Reveal()
+		}
+	}
+	return c.Git.Token.Reveal()
+}

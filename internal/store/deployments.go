@@ -95,3 +95,72 @@ func (s *Store) DeploymentsByRun(ctx context.Context, runID int64) ([]deploy.Dep
 	ds, err := pgx.CollectRows(rows, scanDeployment)
 	return ds, interpret(err, "listing deployments")
 }
+
+// stageColumn names the timestamp column each stage sets.
+var stageColumn = map[deploy.Status]string{
+	deploy.StatusBuilding:  "building_at",
+	deploy.StatusPushing:   "pushing_at",
+	deploy.StatusDeploying: "deploying_at",
+}
+
+// DeploymentStage moves a deployment owner holds to the next active stage and stamps its time.
+// It fails with ECONFLICT when owner no longer holds the lease.
+func (s *Store) DeploymentStage(ctx context.Context, id int64, owner string, status deploy.Status) error {
+	col, ok := stageColumn[status]
+	if !ok {
+		return fmt.Errorf("%q is not an active stage", status)
+	}
+	tag, err := s.pool.Exec(ctx, `UPDATE deployments SET status = $3, `+col+` = now(), updated_at = now()
+		WHERE id = $1 AND lease_owner = $2 AND status IN ('building', 'pushing', 'deploying')`, id, owner, status)
+	if err != nil {
+		return interpret(err, "recording deployment stage")
+	}
+	if tag.RowsAffected() == 0 {
+		return deploy.Errorf(deploy.ECONFLICT, "deployment %d is no longer held by %s", id, owner)
+	}
+	return nil
+}
+
+// DeploymentImage records the image a deployment built or reused, and the deployment it replaces.
+func (s *Store) DeploymentImage(ctx context.Context, id int64, ref, digest string, replaced *int64) error {
+	_, err := s.pool.Exec(ctx, `UPDATE deployments SET image_ref = $2, image_digest = $3, replaced_id = $4,
+		updated_at = now() WHERE id = $1`, id, ref, digest, replaced)
+	return interpret(err, "recording deployment image")
+}
+
+// DeploymentLive returns the last deployment of repo's service to environment that succeeded:
+// what is live there now, as far as Slipway knows. ok is false when there is none.
+func (s *Store) DeploymentLive(ctx context.Context, repo, service, environment string) (deploy.Deployment, bool, error) {
+	rows, err := s.pool.Query(ctx, `SELECT `+deploymentColumns+` FROM deployments
+		WHERE repo = $1 AND service = $2 AND environment = $3 AND status = 'succeeded'
+		ORDER BY finished_at DESC, id DESC LIMIT 1`, repo, service, environment)
+	if err != nil {
+		return deploy.Deployment{}, false, interpret(err, "reading live deployment")
+	}
+	d, err := pgx.CollectExactlyOneRow(rows, scanDeployment)
+	if err == pgx.ErrNoRows {
+		return deploy.Deployment{}, false, nil
+	}
+	return d, err == nil, interpret(err, "reading live deployment")
+}
+
+// DeploymentsRecordRefused records deployments that planning refused (a target outside the
+// repository's policy) as failed with the reason, so the history shows them.
+func (s *Store) DeploymentsRecordRefused(ctx context.Context, ds []deploy.NewDeployment, reasons []string) error {
+	for i, d := range ds {
+		var target any
+		if len(d.Target) > 0 {
+			target = string(d.Target)
+		}
+		_, err := s.pool.Exec(ctx, `
+			INSERT INTO deployments (run_id, repo, service, environment, target_kind, target, commit_sha,
+				status, error, finished_at)
+			VALUES ($1, $2, $3, $4, $5, coalesce($6::jsonb, '{}'), $7, 'failed', $8, now())
+			ON CONFLICT (run_id, service, environment) DO NOTHING`,
+			d.RunID, d.Repo, d.Service, d.Environment, d.TargetKind, target, d.CommitSHA, reasons[i])
+		if err != nil {
+			return interpret(err, "recording refused deployment")
+		}
+	}
+	return nil
+}

@@ -1,0 +1,42 @@
+// Command slipway-bench measures webhook ingest of a real `slipway serve` against what the same
+// PostgreSQL can do (pgbench, one single-row insert per transaction) at the same concurrencies, and
+// the latency at half the highest ingest rate under open-loop load. It reports numbers against the
+// issue's targets; it never fails because a target is missed.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Environ(), os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "slipway-bench:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args, env []string, stdout, stderr io.Writer) error {
+	cfg, err := parseFlags(args, env, stderr)
+	if err != nil {
+		return err
+	}
+	res, err := bench(ctx, cfg, stderr)
+	if err != nil {
+		return err
+	}
+	printReport(stdout, res)
+	if cfg.out != "" {
+		if err := writeJSON(cfg.out, res); err != nil {
+			return err
+		}
+		fmt.Fprintln(stdout, "results written to", cfg.out)
+	}
+	return nil
+}

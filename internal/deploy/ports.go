@@ -1,0 +1,63 @@
+package deploy
+
+import (
+	"context"
+	"errors"
+
+	"github.com/slipway-dev/slipway/internal/pipeline"
+)
+
+// LogFunc receives one line of a stage's output as it happens; stream is "build", "push",
+// "deploy" or "system". Implementations must be safe for concurrent use.
+type LogFunc func(stream, line string)
+
+// BuildRequest is one image build from a checked-out commit.
+type BuildRequest struct {
+	Dir        string            // root of the checkout
+	Context    string            // build context, relative to Dir
+	Dockerfile string            // relative to Dir
+	BuildArgs  map[string]string // --build-arg
+	Target     string            // --target stage, "" for the last
+	Tags       []string          // full references, image:tag, all given to the one build
+	Labels     map[string]string
+}
+
+// Builder builds images on a container engine.
+type Builder interface {
+	// Build runs the build, streaming its output to log line by line; cancelling ctx stops it.
+	Build(ctx context.Context, req BuildRequest, log LogFunc) error
+}
+
+// Registry is an OCI registry reached with the server's credentials (configured, or an ECR token).
+type Registry interface {
+	// Digest returns the manifest digest of ref (image:tag) when the registry holds it.
+	Digest(ctx context.Context, ref string) (digest string, ok bool, err error)
+	// Push pushes ref, built locally, and returns the digest the registry recorded for it.
+	Push(ctx context.Context, ref string, log LogFunc) (digest string, err error)
+}
+
+// Rollout asks a target to run an image.
+type Rollout struct {
+	DeploymentID int64
+	Repo         string
+	Service      string
+	Environment  string
+	// Image is pinned by digest: repository@sha256:…, never a mutable tag.
+	Image string
+	// Previous is the image the last successful deployment put there, "" if none is known.
+	Previous string
+	Target   pipeline.Target
+}
+
+// Target rolls images out to one kind of place (a local container, a Swarm service, an ECS service).
+type Target interface {
+	// Deploy makes Image live and waits until it is running (and healthy, where the target can
+	// tell). If the new version fails and the target restores the previous one, the error wraps
+	// ErrRolledBack.
+	Deploy(ctx context.Context, r Rollout, log LogFunc) error
+	// Rollback makes r.Image live again without a build: one click back to a known-good image.
+	Rollback(ctx context.Context, r Rollout, log LogFunc) error
+}
+
+// ErrRolledBack marks a rollout that failed and was reverted to the previous version.
+var ErrRolledBack = errors.New("rolled back to the previous version")

@@ -1,0 +1,108 @@
+package worker
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+
+	"github.com/slipway-dev/slipway/internal/deploy"
+	"github.com/slipway-dev/slipway/internal/pipeline"
+	"github.com/slipway-dev/slipway/internal/queue"
+	"github.com/slipway-dev/slipway/internal/source"
+)
+
+// PlannerConfig configures a Planner.
+type PlannerConfig struct {
+	Filename string          // the pipeline file, default .slipway.yml
+	Policy   pipeline.Policy // which repositories may deploy to which targets
+	Tokens   TokenFunc
+}
+
+// Planner reads a run's pipeline file at the pushed commit and queues one deployment per service
+// and environment the push touches.
+type Planner struct {
+	cfg    PlannerConfig
+	st     Store
+	src    Source
+	logger *slog.Logger
+}
+
+// NewPlanner builds a Planner.
+func NewPlanner(cfg PlannerConfig, st Store, src Source, logger *slog.Logger) *Planner {
+	cfg.Filename = cmp.Or(cfg.Filename, pipeline.DefaultFilename)
+	return &Planner{cfg: cfg, st: st, src: src, logger: logger}
+}
+
+// Handle is the queue handler for runs.
+func (p *Planner) Handle(ctx context.Context, job queue.Job) error {
+	run, err := p.st.RunGet(ctx, job.ID)
+	if err != nil {
+		return err
+	}
+	logger := p.logger.With("run_id", run.ID, "repo", run.Repo, "sha", run.AfterSHA)
+	repo := repoFor(run, p.cfg.Tokens)
+	data, err := p.src.ReadFile(ctx, repo, run.AfterSHA, p.cfg.Filename)
+	switch {
+	case errors.Is(err, source.ErrNotFound):
+		return queue.Permanent(fmt.Errorf("no %s at commit %s (or the commit is not in %s)", p.cfg.Filename, short(run.AfterSHA), run.Repo))
+	case errors.Is(err, source.ErrInvalidSHA), errors.Is(err, source.ErrInvalidRepo), errors.Is(err, source.ErrTooLarge):
+		return queue.Permanent(err)
+	case err != nil:
+		return fmt.Errorf("reading %s: %w", p.cfg.Filename, err) // network trouble: retry
+	}
+	file, err := pipeline.Parse(p.cfg.Filename, data)
+	if err != nil {
+		return queue.Permanent(fmt.Errorf("invalid pipeline file:\n%w", err))
+	}
+	changed, all, err := p.src.ChangedPaths(ctx, repo, run.BeforeSHA, run.AfterSHA)
+	if err != nil {
+		return fmt.Errorf("listing changed paths: %w", err)
+	}
+	targets := file.Plan(run.Branch, changed, all)
+	if len(targets) == 0 {
+		return queue.Finish(string(deploy.StatusSkipped), fmt.Errorf(
+			"no service of %s deploys from branch %s with the paths this push changed (%d files)", p.cfg.Filename, run.Branch, len(changed)))
+	}
+
+	var allowed, refused []deploy.NewDeployment
+	var reasons []string
+	for _, t := range targets {
+		spec := Spec{Build: *file.Service(t.Service), Target: t}
+		spec.Build.Environments = nil
+		raw, err := json.Marshal(spec)
+		if err != nil {
+			return queue.Permanent(fmt.Errorf("encoding deployment spec: %w", err))
+		}
+		nd := deploy.NewDeployment{RunID: run.ID, Repo: run.Repo, Service: t.Service, Environment: t.Environment,
+			TargetKind: t.Kind, Target: raw, CommitSHA: run.AfterSHA}
+		if err := p.cfg.Policy.Check(run.Repo, t); err != nil {
+			refused = append(refused, nd)
+			reasons = append(reasons, err.Error())
+			continue
+		}
+		allowed = append(allowed, nd)
+	}
+	if err := p.st.DeploymentsRecordRefused(ctx, refused, reasons); err != nil {
+		return err
+	}
+	ids, err := p.st.DeploymentsEnqueue(ctx, allowed)
+	if err != nil {
+		return err
+	}
+	logger.InfoContext(ctx, "run planned", "deployments", ids, "refused", len(refused), "all_paths", all, "changed", len(changed))
+	if len(allowed) == 0 {
+		return queue.Permanent(fmt.Errorf("every target of this push is outside the policy for %s:\n%s", run.Repo, strings.Join(reasons, "\n")))
+	}
+	return nil
+}
+
+func short(sha string) string {
+	if len(sha) > 12 {
+		return sha[:12]
+	}
+	return sha
+}
