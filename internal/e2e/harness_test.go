@@ -201,6 +201,17 @@ func freePort(t *testing.T) int {
 // startServer runs slipway serve against dbURL with env added, and waits until it is ready.
 func startServer(t *testing.T, dbURL string, env ...string) *server {
 	t.Helper()
+	return launch(t, dbURL, "/readyz", env...)
+}
+
+// startServerNotReady waits only for the process to answer /healthz.
+func startServerNotReady(t *testing.T, dbURL string, env ...string) *server {
+	t.Helper()
+	return launch(t, dbURL, "/healthz", env...)
+}
+
+func launch(t *testing.T, dbURL, probe string, env ...string) *server {
+	t.Helper()
 	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	cmd := exec.Command(binary(t), "serve")
 	cmd.Env = append(os.Environ(),
@@ -231,7 +242,7 @@ func startServer(t *testing.T, dbURL string, env ...string) *server {
 	})
 	deadline := time.Now().Add(60 * time.Second)
 	for {
-		resp, err := http.Get(s.URL + "/readyz")
+		resp, err := http.Get(s.URL + probe)
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == 200 {

@@ -114,6 +114,10 @@ func New(cfg Config, st Store, m *metrics.Metrics, logger *slog.Logger) (*Queue,
 			return nil, fmt.Errorf("queue: kind %q needs a Handler and a DoneStatus", k.Name)
 		}
 		kinds[k.Name] = k
+		// Export every kind's series from the start, so dashboards see zeros rather than gaps.
+		m.WorkersBusy.WithLabelValues(k.Name)
+		m.ClaimLatency.WithLabelValues(k.Name)
+		m.JobDuration.WithLabelValues(k.Name)
 	}
 	m.Workers.Set(float64(cfg.Workers))
 	return &Queue{

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"os/exec"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -127,4 +128,18 @@ func withDatabase(base, name string) string {
 	}
 	u.Path = "/" + name
 	return u.String()
+}
+
+// RequireBinary returns the path of an executable the harness installs, failing (CI) or skipping
+// (elsewhere) without it.
+func RequireBinary(t testing.TB, name string) string {
+	t.Helper()
+	path, err := exec.LookPath(name)
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("%s is not installed: scripts/services.sh installs it", name)
+		}
+		t.Skipf("%s is not installed: run the tests through `make test`", name)
+	}
+	return path
 }

@@ -2,6 +2,7 @@ package docker
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -40,7 +41,7 @@ func (t *Target) waitReady(ctx context.Context, id string, timeout time.Duration
 		case "created":
 			// Not started yet; the deadline bounds how long that may last.
 		case "exited", "dead", "restarting":
-			return fmt.Errorf("%s", c.exitReason())
+			return errors.New(c.exitReason())
 		default:
 			return fmt.Errorf("container is %s", c.State.Status)
 		}

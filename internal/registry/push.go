@@ -1,0 +1,152 @@
+package registry
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/slipway-dev/slipway/internal/build/dockercli"
+	"github.com/slipway-dev/slipway/internal/deploy"
+)
+
+// pushedRE matches docker push's last line: "latest: digest: sha256:… size: 528".
+var pushedRE = regexp.MustCompile(`digest: (sha256:[0-9a-f]{64}) size: \d+`)
+
+// Push implements deploy.Registry: docker push with a DOCKER_CONFIG of its own, holding only the
+// credentials of ref's registry, and the digest docker reported, checked against the registry.
+func (r *Registry) Push(ctx context.Context, ref string, log deploy.LogFunc) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, r.cfg.Timeout)
+	defer cancel()
+	start := time.Now()
+	d, err := r.push(ctx, ref, log)
+	if err != nil {
+		r.logger.InfoContext(ctx, "docker push failed", "ref", ref, "err", err)
+		return "", fmt.Errorf("pushing %s: %w", ref, err)
+	}
+	r.logger.InfoContext(ctx, "docker push done", "ref", ref, "digest", d,
+		"elapsed", time.Since(start).Round(time.Millisecond))
+	return d, nil
+}
+
+func (r *Registry) push(ctx context.Context, ref string, log deploy.LogFunc) (string, error) {
+	p, err := ParseReference(ref)
+	if err != nil {
+		return "", err
+	}
+	if p.Tag == "" {
+		return "", fmt.Errorf("image reference %q has no tag to push", ref)
+	}
+	user, password, ok, err := r.creds.Lookup(ctx, p.Host)
+	if err != nil {
+		return "", fmt.Errorf("looking up credentials for %s: %w", p.Host, err)
+	}
+	var auth string
+	if ok {
+		auth = base64.StdEncoding.EncodeToString([]byte(user + ":" + password))
+	}
+
+	dir, err := writeDockerConfig(p.Host, auth)
+	if err != nil {
+		return "", err
+	}
+	defer os.RemoveAll(dir)
+
+	var (
+		mu       sync.Mutex
+		reported string
+	)
+	set := map[string]string{
+		"DOCKER_CONFIG":    dir,
+		"DOCKER_CONTEXT":   "", // contexts live in DOCKER_CONFIG; ours has none
+		"DOCKER_CLI_HINTS": "false",
+	}
+	if r.cfg.Host != "" {
+		set["DOCKER_HOST"] = r.cfg.Host
+	}
+	err = dockercli.Run(ctx, dockercli.Cmd{
+		Binary: r.docker,
+		Args:   []string{"push", ref},
+		Env:    dockercli.Env(set),
+		Scrub:  scrubber(password, auth),
+		Line: func(line string) {
+			if m := pushedRE.FindStringSubmatch(line); m != nil {
+				mu.Lock()
+				reported = m[1]
+				mu.Unlock()
+			}
+			log("push", line)
+		},
+	})
+	if err != nil {
+		return "", fmt.Errorf("docker push: %w", err)
+	}
+
+	// docker push says which digest it uploaded; the registry says what the tag points to now,
+	// which is what a target will pull. They differ only if someone pushed the tag meanwhile.
+	got, found, err := r.digest(ctx, ref)
+	if err != nil {
+		return "", fmt.Errorf("confirming the pushed digest: %w", err)
+	}
+	if !found {
+		return "", fmt.Errorf("registry %s has no %s after the push", p.Host, ref)
+	}
+	if reported != "" && reported != got {
+		return "", fmt.Errorf("docker push reported %s but the registry's tag points to %s", reported, got)
+	}
+	return got, nil
+}
+
+// writeDockerConfig makes a private DOCKER_CONFIG directory holding only config.json: the
+// server's credentials for this one registry, never the host user's ~/.docker and its other
+// logins or credential helpers. The caller removes it.
+func writeDockerConfig(host, auth string) (string, error) {
+	dir, err := os.MkdirTemp("", "slipway-docker-config-") // 0700
+	if err != nil {
+		return "", fmt.Errorf("creating docker config dir: %w", err)
+	}
+	auths := map[string]map[string]string{}
+	if auth != "" {
+		auths[authKey(host)] = map[string]string{"auth": auth}
+	}
+	data, err := json.Marshal(map[string]any{"auths": auths})
+	if err == nil {
+		err = os.WriteFile(filepath.Join(dir, "config.json"), data, 0o600)
+	}
+	if err != nil {
+		os.RemoveAll(dir)
+		return "", fmt.Errorf("writing docker config: %w", err)
+	}
+	return dir, nil
+}
+
+// authKey is the key docker looks credentials up under: the host, except for Docker Hub, which
+// keeps its historical index URL.
+func authKey(host string) string {
+	if host == DockerHub {
+		return "https://index.docker.io/v1/"
+	}
+	return host
+}
+
+// scrubber cuts the password and the encoded login out of docker's output, should it ever echo
+// either.
+func scrubber(secrets ...string) func(string) string {
+	var pairs []string
+	for _, s := range secrets {
+		if s != "" {
+			pairs = append(pairs, s, "<redacted>")
+		}
+	}
+	if len(pairs) == 0 {
+		return nil
+	}
+	rep := strings.NewReplacer(pairs...)
+	return rep.Replace
+}

@@ -1,0 +1,83 @@
+// Package registry talks to OCI registries with the server's credentials: docker push through the
+// CLI (the engine holds the image) and manifest digests through the registry HTTP API v2.
+package registry
+
+import (
+	"cmp"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os/exec"
+	"slices"
+	"time"
+
+	"github.com/slipway-dev/slipway/internal/deploy"
+)
+
+// Config configures a Registry.
+type Config struct {
+	DockerBinary string // default "docker"
+	Host         string // DOCKER_HOST for docker push; "" inherits ours
+	// Insecure lists registry hosts ("127.0.0.1:5000") that Digest reaches over plain http.
+	// Loopback addresses and localhost always are. The engine has its own list for docker push
+	// (dockerd --insecure-registry), which likewise always includes 127.0.0.0/8.
+	Insecure []string
+	Timeout  time.Duration // per Push or Digest call; default 10m
+}
+
+// Registry pushes images and reads manifest digests. It is safe for concurrent use.
+type Registry struct {
+	cfg    Config
+	docker string
+	creds  Credentials
+	logger *slog.Logger
+	client *http.Client
+}
+
+var _ deploy.Registry = (*Registry)(nil)
+
+// New checks cfg and finds the docker binary. creds may be nil: every registry is then anonymous.
+func New(cfg Config, creds Credentials, logger *slog.Logger) (*Registry, error) {
+	cfg.DockerBinary = cmp.Or(cfg.DockerBinary, "docker")
+	cfg.Timeout = cmp.Or(cfg.Timeout, 10*time.Minute)
+	if cfg.Timeout < 0 {
+		return nil, fmt.Errorf("registry: negative timeout %s", cfg.Timeout)
+	}
+	docker, err := exec.LookPath(cfg.DockerBinary)
+	if err != nil {
+		return nil, fmt.Errorf("registry: finding docker binary %q: %w", cfg.DockerBinary, err)
+	}
+	if creds == nil {
+		creds = Static(nil)
+	}
+	transport := http.DefaultTransport.(*http.Transport).Clone()
+	transport.ResponseHeaderTimeout = 60 * time.Second
+	return &Registry{
+		cfg:    cfg,
+		docker: docker,
+		creds:  creds,
+		logger: logger,
+		client: &http.Client{Transport: transport},
+	}, nil
+}
+
+// scheme is http for the hosts the operator marked insecure and for this machine, https otherwise.
+func (r *Registry) scheme(host string) string {
+	if slices.Contains(r.cfg.Insecure, host) || isLocal(host) {
+		return "http"
+	}
+	return "https"
+}
+
+func isLocal(host string) bool {
+	h := host
+	if hh, _, err := net.SplitHostPort(host); err == nil {
+		h = hh
+	}
+	if h == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(h)
+	return ip != nil && ip.IsLoopback()
+}

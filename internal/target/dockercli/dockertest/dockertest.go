@@ -1,0 +1,143 @@
+// Package dockertest holds what the deploy targets' tests share: images built from the test base
+// image and pushed to the test registry, and docker commands run against the test engine. Every
+// helper takes its settings from the environment through testenv.Require, so a test that uses one
+// skips (or fails in CI) without the services.
+package dockertest
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/slipway-dev/slipway/internal/testenv"
+)
+
+// Env is the test engine and registry, from the environment scripts/services.sh writes.
+type Env struct {
+	CLI       string // SLIPWAY_TEST_DOCKER_CLI
+	Host      string // DOCKER_HOST
+	Registry  string // SLIPWAY_TEST_REGISTRY, host:port
+	BaseImage string // SLIPWAY_TEST_BASE_IMAGE, a busybox
+}
+
+// Require returns the test engine's settings, skipping or failing t (see testenv.Require) when
+// they are missing.
+func Require(t testing.TB) Env {
+	t.Helper()
+	return Env{
+		CLI:       testenv.Require(t, "SLIPWAY_TEST_DOCKER_CLI"),
+		Host:      testenv.Require(t, "DOCKER_HOST"),
+		Registry:  testenv.Require(t, "SLIPWAY_TEST_REGISTRY"),
+		BaseImage: testenv.Require(t, "SLIPWAY_TEST_BASE_IMAGE"),
+	}
+}
+
+// Docker runs the docker CLI with args and returns its trimmed standard output, failing t if it
+// fails.
+func (e Env) Docker(t testing.TB, args ...string) string {
+	t.Helper()
+	out, err := e.TryDocker(args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// TryDocker runs the docker CLI with args and returns its trimmed standard output, or an error
+// holding its standard error.
+func (e Env) TryDocker(args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, e.CLI, args...)
+	cmd.Env = append(os.Environ(), "DOCKER_HOST="+e.Host, "DOCKER_BUILDKIT=0")
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return "", fmt.Errorf("docker %s: %v: %s", strings.Join(args, " "), err, strings.TrimSpace(stderr.String()))
+	}
+	return strings.TrimSpace(string(out)), nil
+}
+
+// Image builds an image FROM the base image with the Dockerfile lines given, pushes it to the
+// test registry as repository name, and returns it pinned by digest (registry/name@sha256:…),
+// the way Slipway deploys images.
+func (e Env) Image(t testing.TB, name string, lines ...string) string {
+	t.Helper()
+	dir := t.TempDir()
+	dockerfile := "FROM " + e.BaseImage + "\n" + strings.Join(lines, "\n") + "\n"
+	if err := os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte(dockerfile), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ref := e.Registry + "/slipway-test/" + name + ":latest"
+	// The classic builder: BuildKit needs a buildx plugin or --network host here.
+	e.Docker(t, "build", "--quiet", "--tag", ref, dir)
+	out := e.Docker(t, "push", ref)
+	m := regexp.MustCompile(`digest: (sha256:[0-9a-f]{64})`).FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("no digest in the output of docker push %s:\n%s", ref, out)
+	}
+	return e.Registry + "/slipway-test/" + name + "@" + m[1]
+}
+
+// Name returns a name for a container or service that no other test, and no earlier run, uses.
+func Name(prefix string) string {
+	return prefix + "-" + strings.ToLower(rand.Text()[:10])
+}
+
+// FreePort returns a TCP port on 127.0.0.1 that nothing listens on at the moment.
+func FreePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// Log collects LogFunc lines; it is safe for concurrent use, as a LogFunc must be.
+type Log struct {
+	mu     sync.Mutex
+	lines  []string
+	onLine func(line string)
+}
+
+// NewLog returns a Log that also reports each line to t and, if onLine is not nil, calls it.
+func NewLog(t testing.TB, onLine func(line string)) *Log {
+	return &Log{onLine: func(line string) {
+		t.Logf("deploy log: %s", line)
+		if onLine != nil {
+			onLine(line)
+		}
+	}}
+}
+
+// Func is the LogFunc to hand to a target.
+func (l *Log) Func(stream, line string) {
+	l.mu.Lock()
+	l.lines = append(l.lines, stream+": "+line)
+	l.mu.Unlock()
+	l.onLine(line)
+}
+
+// Contains reports whether some line contains s.
+func (l *Log) Contains(s string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, line := range l.lines {
+		if strings.Contains(line, s) {
+			return true
+		}
+	}
+	return false
+}
