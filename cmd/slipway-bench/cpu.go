@@ -17,6 +17,7 @@ type cpuTimes struct {
 	busy     time.Duration // all CPUs, not idle
 	self     time.Duration // this process: the load generator
 	server   time.Duration
+	spawned  time.Duration // the server's exited children: git, run by planning
 	postgres time.Duration // the postmaster and every process under it, exited ones included
 }
 
@@ -29,6 +30,7 @@ func readCPU(serverPID, postmasterPID int) cpuTimes {
 	}
 	if serverPID > 0 {
 		c.server = procCPU(serverPID, false)
+		c.spawned = procCPU(serverPID, true) - c.server
 	}
 	if postmasterPID > 0 {
 		// Backends that exited are in the postmaster's children times; live ones are summed here.
@@ -114,6 +116,7 @@ type cpuUse struct {
 	BusyPct   float64 `json:"machine_busy_pct"` // of all CPUs
 	ClientUs  float64 `json:"client_us_per_op"`
 	ServerUs  float64 `json:"server_us_per_op,omitempty"`
+	SpawnedUs float64 `json:"server_children_us_per_op,omitempty"`
 	PostgreUs float64 `json:"postgres_us_per_op"`
 	OtherUs   float64 `json:"other_us_per_op"`
 }
@@ -126,12 +129,13 @@ func cpuBetween(a, b cpuTimes, client time.Duration, ops int, cpus int) cpuUse {
 	}
 	per := func(d time.Duration) float64 { return float64(d.Nanoseconds()) / 1000 / float64(ops) }
 	busy := b.busy - a.busy
-	server, pg := b.server-a.server, b.postgres-a.postgres
+	server, spawned, pg := b.server-a.server, b.spawned-a.spawned, b.postgres-a.postgres
 	return cpuUse{
 		BusyPct:   100 * busy.Seconds() / (b.at.Sub(a.at).Seconds() * float64(cpus)),
 		ClientUs:  per(client),
 		ServerUs:  per(server),
+		SpawnedUs: per(spawned),
 		PostgreUs: per(pg),
-		OtherUs:   per(max(busy-client-server-pg, 0)),
+		OtherUs:   per(max(busy-client-server-spawned-pg, 0)),
 	}
 }

@@ -70,6 +70,13 @@ const benchInsertScript = `\set n random(1, 2000000000)
 INSERT INTO bench_insert (payload) VALUES ('push ' || :n);
 `
 
+// benchNotifyScript is the same insert with a NOTIFY in its transaction, as WebhookIngest and
+// RunCreate send one: it shows what NOTIFY alone does to the limit. Nobody listens on the channel;
+// PostgreSQL queues the notification, and serializes the commit, all the same.
+const benchNotifyScript = `\set n random(1, 2000000000)
+WITH i AS (INSERT INTO bench_insert (payload) VALUES ('push ' || :n) RETURNING 1) SELECT pg_notify('slipway_bench', 'insert') FROM i;
+`
+
 // probe watches the database during a phase. It holds its own connections, never the server's.
 type probe struct {
 	conn       *pgx.Conn // control: checkpoints, counters
@@ -137,11 +144,12 @@ func (p *probe) settle(ctx context.Context) error {
 	return nil
 }
 
-// runs counts the runs by status group. With clear, runs still queued are marked skipped, so that
-// a backlog the single worker could not drain does not load the next phase.
-func (p *probe) runs(ctx context.Context, clear bool) (queued, done int64, err error) {
+// runs counts the runs still queued and those a worker has claimed at least once. With clear,
+// runs still queued are marked skipped, so that a backlog the single worker could not drain does
+// not load the next phase.
+func (p *probe) runs(ctx context.Context, clear bool) (queued, attempted int64, err error) {
 	err = p.conn.QueryRow(ctx, `SELECT count(*) FILTER (WHERE status = 'queued'),
-		count(*) FILTER (WHERE status NOT IN ('queued', 'planning')) FROM runs`).Scan(&queued, &done)
+		count(*) FILTER (WHERE attempt > 0) FROM runs`).Scan(&queued, &attempted)
 	if err != nil {
 		return 0, 0, fmt.Errorf("failed to count runs: %w", err)
 	}
@@ -152,7 +160,26 @@ func (p *probe) runs(ctx context.Context, clear bool) (queued, done int64, err e
 			return 0, 0, fmt.Errorf("failed to clear the run backlog: %w", err)
 		}
 	}
-	return queued, done, nil
+	return queued, attempted, nil
+}
+
+// waitBackendsGone waits until no backend of application remains, and a little more for the
+// postmaster to reap them.
+func (p *probe) waitBackendsGone(ctx context.Context, application string) error {
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var n int
+		err := p.conn.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE application_name = $1`, application).Scan(&n)
+		if err != nil {
+			return fmt.Errorf("failed to count %s backends: %w", application, err)
+		}
+		if n == 0 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(100 * time.Millisecond)
+	return nil
 }
 
 // counters are cumulative database statistics; a phase's share is the difference of two.

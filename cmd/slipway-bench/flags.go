@@ -11,11 +11,12 @@ import (
 	"time"
 )
 
-// config is what the flags ask for.
-type config struct {
+// options are what the flags ask for.
+type options struct {
 	url       string // an already running server; empty: build and start one
 	secret    string // its webhook secret (with -url)
 	serverBin string // a built slipway binary; empty: go build ./cmd/slipway under src
+	serverSrc string // what the binary was built from, for the report
 	src       string // module root to build from
 	dbURL     string // admin database URL (own server) or the server's database (-url)
 	dbName    string // database created fresh for the bench and dropped after
@@ -27,24 +28,26 @@ type config struct {
 	halfRate  time.Duration // open-loop run at half the best ingest rate
 	openConns int           // goroutines (and connections) of the open-loop run
 	pgbench   string
+	notify    bool   // also run pgbench with a NOTIFY in the insert's transaction
 	profile   string // CPU profile of the in-process handler phase; empty: no such phase
 	out       string
 }
 
-func parseFlags(args, env []string, stderr io.Writer) (config, error) {
+func parseFlags(args, env []string, stderr io.Writer) (options, error) {
 	vars := map[string]string{}
 	for _, kv := range env {
 		if k, v, ok := strings.Cut(kv, "="); ok {
 			vars[k] = v
 		}
 	}
-	var c config
+	var c options
 	var levels string
 	fs := flag.NewFlagSet("slipway-bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&c.url, "url", "", "base URL of a running server to load (default: build and start one)")
 	fs.StringVar(&c.secret, "secret", vars["SLIPWAY_BENCH_WEBHOOK_SECRET"], "webhook secret of -url (SLIPWAY_BENCH_WEBHOOK_SECRET)")
 	fs.StringVar(&c.serverBin, "server-bin", "", "slipway binary to start (default: go build ./cmd/slipway from -src)")
+	fs.StringVar(&c.serverSrc, "server-source", "", "what -server-bin was built from, for the report")
 	fs.StringVar(&c.src, "src", ".", "module root that -server-bin is built from")
 	fs.StringVar(&c.dbURL, "database-url", vars["SLIPWAY_BENCH_DATABASE_URL"],
 		"PostgreSQL URL (SLIPWAY_BENCH_DATABASE_URL): an admin database in which -db is created fresh, or with -url the server's own database")
@@ -57,18 +60,19 @@ func parseFlags(args, env []string, stderr io.Writer) (config, error) {
 	fs.DurationVar(&c.halfRate, "half-rate-duration", 0, "length of the open-loop run at half the best ingest rate (0: -duration; negative: skip it)")
 	fs.IntVar(&c.openConns, "open-conns", 128, "in-flight limit of the open-loop run (requests beyond it queue in the client, and their wait counts)")
 	fs.StringVar(&c.pgbench, "pgbench", defaultPgbench(), "pgbench binary")
+	fs.BoolVar(&c.notify, "notify-variant", true, "also run pgbench with pg_notify in the insert's transaction, as the webhook's statement has")
 	fs.StringVar(&c.profile, "profile", "", "write a CPU profile of the webhook handler run in this process (same code, same database) to this file")
 	fs.StringVar(&c.out, "out", "", "write the results as JSON to this file")
 	if err := fs.Parse(args); err != nil {
-		return config{}, err
+		return options{}, err
 	}
 	if fs.NArg() > 0 {
-		return config{}, fmt.Errorf("unexpected arguments %q", fs.Args())
+		return options{}, fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
 	for f := range strings.SplitSeq(levels, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(f))
 		if err != nil || n < 1 {
-			return config{}, fmt.Errorf("-concurrency: %q is not a positive integer", f)
+			return options{}, fmt.Errorf("-concurrency: %q is not a positive integer", f)
 		}
 		c.levels = append(c.levels, n)
 	}
@@ -76,13 +80,13 @@ func parseFlags(args, env []string, stderr io.Writer) (config, error) {
 		c.halfRate = c.duration
 	}
 	if c.duration < time.Second {
-		return config{}, errors.New("-duration: at least 1s (pgbench counts whole seconds)")
+		return options{}, errors.New("-duration: at least 1s (pgbench counts whole seconds)")
 	}
 	if c.dbURL == "" {
-		return config{}, errors.New("no database: set SLIPWAY_BENCH_DATABASE_URL or -database-url")
+		return options{}, errors.New("no database: set SLIPWAY_BENCH_DATABASE_URL or -database-url")
 	}
 	if c.url != "" && c.secret == "" {
-		return config{}, errors.New("-url needs -secret (or SLIPWAY_BENCH_WEBHOOK_SECRET)")
+		return options{}, errors.New("-url needs -secret (or SLIPWAY_BENCH_WEBHOOK_SECRET)")
 	}
 	return c, nil
 }

@@ -108,11 +108,9 @@ func (t *tally) result(window time.Duration) ingestResult {
 	return r
 }
 
-// closedLoop runs conc clients, each sending its next request as soon as the last is answered, for
-// warmup then window; only requests sent within window are counted.
-func (g *loadGen) closedLoop(ctx context.Context, conc int, warmup, window time.Duration) ingestResult {
-	from := time.Now().Add(warmup)
-	to := from.Add(window)
+// closedLoop runs conc clients, each sending its next request as soon as the last is answered,
+// until to; only requests sent from from on are counted (the ones before warm up).
+func (g *loadGen) closedLoop(ctx context.Context, conc int, from, to time.Time) ingestResult {
 	t := newTally()
 	var wg sync.WaitGroup
 	for i := range conc {
@@ -135,7 +133,7 @@ func (g *loadGen) closedLoop(ctx context.Context, conc int, warmup, window time.
 		})
 	}
 	wg.Wait()
-	return t.result(window)
+	return t.result(to.Sub(from))
 }
 
 // openLoop sends at a fixed rate whatever the answers do, and measures each request's latency from

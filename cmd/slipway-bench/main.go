@@ -6,6 +6,8 @@ package main
 
 import (
 	"context"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -24,6 +26,9 @@ func main() {
 
 func run(ctx context.Context, args, env []string, stdout, stderr io.Writer) error {
 	cfg, err := parseFlags(args, env, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return nil
+	}
 	if err != nil {
 		return err
 	}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -71,5 +70,8 @@ func profileHandler(ctx context.Context, dbURL, repo string, body []byte, conc i
 	from := time.Now()
 	res := gen.closedLoop(ctx, conc, from, from.Add(window))
 	pprof.StopCPUProfile()
-	return res, errors.Join(f.Close())
+	if err := f.Close(); err != nil {
+		return ingestResult{}, fmt.Errorf("failed to write profile: %w", err)
+	}
+	return res, nil
 }

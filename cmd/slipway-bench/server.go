@@ -40,8 +40,8 @@ func buildServer(ctx context.Context, src, dir string) (string, error) {
 }
 
 // startServer starts bin serve on a free loopback port with one worker and waits for /readyz.
-// Its log (warnings and errors only) goes to logPath.
-func startServer(ctx context.Context, bin, dbURL, repo, logPath string) (*server, error) {
+// Everything it writes stays under dir: its log (warnings and errors only), its git cache.
+func startServer(ctx context.Context, bin, dbURL, repo, dir string) (*server, error) {
 	secret, err := randomHex(16)
 	if err != nil {
 		return nil, err
@@ -50,6 +50,7 @@ func startServer(ctx context.Context, bin, dbURL, repo, logPath string) (*server
 	if err != nil {
 		return nil, err
 	}
+	logPath := filepath.Join(dir, "server.log")
 	logf, err := os.Create(logPath)
 	if err != nil {
 		return nil, fmt.Errorf("failed to create server log: %w", err)
@@ -63,6 +64,9 @@ func startServer(ctx context.Context, bin, dbURL, repo, logPath string) (*server
 		"SLIPWAY_REPOSITORIES="+repo,
 		"SLIPWAY_WORKERS=1",
 		"SLIPWAY_LOG_LEVEL=warn",
+		// Planning fetches the pushed repository; its cache must not land in /var/lib/slipway.
+		"SLIPWAY_GIT_CACHE_DIR="+filepath.Join(dir, "git"),
+		"SLIPWAY_GIT_WORK_DIR="+filepath.Join(dir, "git-work"),
 	)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	// Should this process die without stopping it, the kernel stops the server.

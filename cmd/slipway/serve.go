@@ -16,12 +16,17 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/slipway-dev/slipway/internal/build"
 	"github.com/slipway-dev/slipway/internal/config"
 	"github.com/slipway-dev/slipway/internal/deploy"
 	"github.com/slipway-dev/slipway/internal/metrics"
+	"github.com/slipway-dev/slipway/internal/pipeline"
 	"github.com/slipway-dev/slipway/internal/queue"
+	"github.com/slipway-dev/slipway/internal/registry"
 	"github.com/slipway-dev/slipway/internal/source"
 	"github.com/slipway-dev/slipway/internal/store"
+	"github.com/slipway-dev/slipway/internal/target/docker"
+	"github.com/slipway-dev/slipway/internal/target/swarm"
 	"github.com/slipway-dev/slipway/internal/web"
 	"github.com/slipway-dev/slipway/internal/webhook"
 	"github.com/slipway-dev/slipway/internal/worker"
@@ -56,12 +61,10 @@ func serve(ctx context.Context, args, env []string, stderr io.Writer) error {
 	m := metrics.New(reg)
 	metrics.RegisterQueueDepth(reg, st, []string{store.KindRun, store.KindDeployment}, logger)
 
-	secrets := make([][]byte, len(cfg.Webhook.Secrets))
-	for i, s := range cfg.Webhook.Secrets {
-		secrets[i] = []byte(s.Reveal())
-	}
+	notifier := st.NewNotifier(logger)
 	hook, err := webhook.NewHandler(webhook.Config{
-		Secrets: secrets,
+		Notify:  notifier.Notify,
+		Secrets: reveal(cfg.Webhook.Secrets),
 		MaxBody: cfg.Webhook.MaxBodyBytes,
 		Repos:   config.Repos(cfg.Repositories),
 	}, st, m, logger)
@@ -95,6 +98,8 @@ func serve(ctx context.Context, args, env []string, stderr io.Writer) error {
 		Webhook:  hook,
 		Ready:    readiness{st: st, migrations: ms},
 		Gatherer: reg,
+		API:      st,
+		Tokens:   reveal(cfg.API.Tokens),
 		Logger:   logger,
 	})
 	srv := &http.Server{Handler: router, ReadHeaderTimeout: 10 * time.Second}
@@ -119,9 +124,18 @@ func serve(ctx context.Context, args, env []string, stderr io.Writer) error {
 		return srv.Shutdown(sctx)
 	})
 	g.Go(func() error { return q.Run(gctx) })
+	g.Go(func() error { notifier.Run(gctx); return nil })
 	err = g.Wait()
 	logger.Info("slipway stopped", "err", err)
 	return err
+}
+
+func reveal(secrets []config.Secret) [][]byte {
+	out := make([][]byte, len(secrets))
+	for i, s := range secrets {
+		out[i] = []byte(s.Reveal())
+	}
+	return out
 }
 
 // ownerID names this replica in leases: readable, and unique even across restarts on one host.
@@ -163,7 +177,46 @@ func kinds(ctx context.Context, cfg config.Config, st *store.Store, logger *slog
 	planner := worker.NewPlanner(worker.PlannerConfig{
 		Filename: cfg.PipelineFile, Policy: cfg.Policy, Tokens: cfg.Token,
 	}, st, src, logger.With("component", "planner"))
+
+	dc := cfg.Docker
+	builder, err := build.New(build.Config{DockerBinary: dc.Binary, Host: dc.Host, BuildKit: dc.BuildKit,
+		Network: dc.BuildNetwork, Timeout: cfg.Stages.Build.D()}, logger.With("component", "build"))
+	if err != nil {
+		return nil, err
+	}
+	creds := registry.Static{}
+	var insecure []string
+	for _, r := range cfg.Registries {
+		if r.Username != "" {
+			creds[r.Host] = registry.Login{User: r.Username, Password: r.Password.Reveal()}
+		}
+		if r.Insecure {
+			insecure = append(insecure, r.Host)
+		}
+	}
+	reg, err := registry.New(registry.Config{DockerBinary: dc.Binary, Host: dc.Host, Insecure: insecure,
+		Timeout: cfg.Stages.Push.D()}, creds, logger.With("component", "registry"))
+	if err != nil {
+		return nil, err
+	}
+	dockerTarget, err := docker.New(docker.Config{DockerBinary: dc.Binary, Host: dc.Host}, logger.With("component", "target.docker"))
+	if err != nil {
+		return nil, err
+	}
+	swarmTarget, err := swarm.New(swarm.Config{DockerBinary: dc.Binary, Host: dc.Host}, logger.With("component", "target.swarm"))
+	if err != nil {
+		return nil, err
+	}
+	executor := worker.NewExecutor(worker.ExecutorConfig{
+		BuildTimeout: cfg.Stages.Build.D(), PushTimeout: cfg.Stages.Push.D(), DeployTimeout: cfg.Stages.Deploy.D(),
+		Tokens: cfg.Token, InputsHash: build.InputsHash,
+	}, st, src, builder, reg, map[string]deploy.Target{
+		pipeline.KindDocker: dockerTarget,
+		pipeline.KindSwarm:  swarmTarget,
+	}, logger.With("component", "executor"))
+
 	return []queue.Kind{
 		{Name: store.KindRun, DoneStatus: string(deploy.StatusPlanned), Handler: planner.Handle},
+		{Name: store.KindDeployment, DoneStatus: string(deploy.StatusSucceeded), Handler: executor.Handle},
 	}, nil
 }

@@ -10,6 +10,7 @@ import (
 	"maps"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -70,6 +71,9 @@ func New(cfg Config, logger *slog.Logger) (*Builder, error) {
 	if err != nil {
 		return nil, fmt.Errorf("build: finding docker binary %q: %w", cfg.DockerBinary, err)
 	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
 	b := &Builder{cfg: cfg, docker: docker, logger: logger}
 	if cfg.BuildKit != BuildKitAuto {
 		on := cfg.BuildKit == BuildKitOn
@@ -82,6 +86,9 @@ func New(cfg Config, logger *slog.Logger) (*Builder, error) {
 // daemon); the error then wraps ctx.Err(). A failed build's error ends with the last lines of
 // its output, the whole of which went to log.
 func (b *Builder) Build(ctx context.Context, req deploy.BuildRequest, log deploy.LogFunc) error {
+	if log == nil {
+		log = func(string, string) {}
+	}
 	timedOut := fmt.Errorf("build timed out after %s", b.cfg.Timeout)
 	ctx, cancel := context.WithTimeoutCause(ctx, b.cfg.Timeout, timedOut)
 	defer cancel()
@@ -108,6 +115,7 @@ func (b *Builder) Build(ctx context.Context, req deploy.BuildRequest, log deploy
 		Env:    b.env(buildKit),
 		Dir:    req.Dir,
 		Line:   func(line string) { log("build", line) },
+		Noise:  noise,
 	})
 	elapsed := time.Since(start).Round(time.Millisecond)
 	if err != nil {
@@ -220,3 +228,9 @@ func buildArgs(req deploy.BuildRequest, p buildPaths, network string, buildKit b
 	}
 	return append(args, p.context), nil
 }
+
+// noiseRE matches BuildKit progress lines that say nothing about a failure: "#5 sha256:…",
+// "#5 DONE 0.1s", "#5 CACHED", "#2 transferring context: 2B done".
+var noiseRE = regexp.MustCompile(`^#\d+ (?:sha256:[0-9a-f]{64}|DONE [0-9.]+s|CACHED|transferring (?:context|dockerfile): .*)$`)
+
+func noise(line string) bool { return noiseRE.MatchString(line) }

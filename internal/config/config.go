@@ -44,6 +44,12 @@ type Config struct {
 	Docker         Docker          `yaml:"docker"`
 	Registries     []Registry      `yaml:"registries"`
 	Stages         Stages          `yaml:"stages"`
+	API            APIConfig       `yaml:"api"`
+}
+
+// APIConfig guards /api/v1.
+type APIConfig struct {
+	Tokens []Secret `yaml:"tokens"` // bearer tokens; none means the API refuses every call
 }
 
 // Git configures the mirror cache that deployments check commits out of.
@@ -236,6 +242,14 @@ func applyEnv(cfg *Config, vars map[string]string) error {
 	duration("SLIPWAY_QUEUE_SHUTDOWN_GRACE", &cfg.Queue.ShutdownGrace)
 	duration("SLIPWAY_QUEUE_RESCUE_EVERY", &cfg.Queue.RescueEvery)
 	duration("SLIPWAY_QUEUE_BACKOFF_BASE", &cfg.Queue.BackoffBase)
+	if v, ok := vars["SLIPWAY_API_TOKENS"]; ok {
+		cfg.API.Tokens = nil
+		for s := range strings.SplitSeq(v, ",") {
+			if s = strings.TrimSpace(s); s != "" {
+				cfg.API.Tokens = append(cfg.API.Tokens, Secret(s))
+			}
+		}
+	}
 	str("SLIPWAY_PIPELINE_FILE", &cfg.PipelineFile)
 	str("SLIPWAY_GIT_CACHE_DIR", &cfg.Git.CacheDir)
 	str("SLIPWAY_GIT_WORK_DIR", &cfg.Git.WorkDir)
@@ -349,6 +363,11 @@ func (c *Config) Validate() error {
 	}{{"stages.build_timeout", c.Stages.Build}, {"stages.push_timeout", c.Stages.Push}, {"stages.deploy_timeout", c.Stages.Deploy}} {
 		if st.v.D() <= 0 {
 			bad(st.key, "must be positive")
+		}
+	}
+	for i, tok := range c.API.Tokens {
+		if len(tok) < 16 {
+			bad(fmt.Sprintf("api.tokens[%d] (SLIPWAY_API_TOKENS)", i), "too short (at least 16 characters)")
 		}
 	}
 	seen := map[string]bool{}

@@ -183,8 +183,7 @@ func (q *Queue) dispatch(ctx context.Context, workers *sync.WaitGroup) {
 			if !ok {
 				break
 			}
-			workers.Add(1)
-			go func() { defer workers.Done(); q.work(ctx, job) }()
+			q.start(ctx, job, workers)
 		}
 		select {
 		case <-ctx.Done():

@@ -469,3 +469,26 @@ func TestEnqueueIdempotent(t *testing.T) {
 		t.Errorf("%d deployments", n)
 	}
 }
+
+// A queue never runs more items at once than it has worker slots.
+func TestWorkerLimit(t *testing.T) {
+	st := testenv.Store(t)
+	var now, peak atomic.Int32
+	startQueue(t, st, "w", 2, handlers{run: func(context.Context, queue.Job) error {
+		n := now.Add(1)
+		for p := peak.Load(); n > p && !peak.CompareAndSwap(p, n); p = peak.Load() {
+		}
+		time.Sleep(20 * time.Millisecond)
+		now.Add(-1)
+		return nil
+	}}, nil)
+	for range 12 {
+		newRun(t, st)
+	}
+	waitFor(t, "all planned", func() bool {
+		return countWhere(t, st, `SELECT count(*) FROM runs WHERE status = 'planned'`) == 12
+	})
+	if p := peak.Load(); p != 2 {
+		t.Errorf("peak concurrency %d, want 2", p)
+	}
+}

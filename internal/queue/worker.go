@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 )
 
@@ -28,22 +29,31 @@ func Finish(status string, err error) error { return &FinishError{Status: status
 // Permanent fails the item without retrying: retrying cannot help (a bad pipeline file, a build error).
 func Permanent(err error) error { return Finish("failed", err) }
 
-// work runs one claimed item: handler, heartbeat, and the status it ends with.
-func (q *Queue) work(parent context.Context, job Job) {
-	key := itemKey(job.Kind, job.ID)
+// start registers a claimed item as running (so the dispatcher counts it at once) and runs it in
+// its own goroutine.
+func (q *Queue) start(parent context.Context, job Job, workers *sync.WaitGroup) {
 	// The job outlives the parent's cancellation (shutdown) until the grace period ends.
 	ctx, cancel := context.WithCancelCause(context.WithoutCancel(parent))
-	defer cancel(nil)
+	key := itemKey(job.Kind, job.ID)
 	q.mu.Lock()
 	q.running[key] = &running{job: job, cancel: cancel}
 	q.mu.Unlock()
-	defer func() {
-		q.mu.Lock()
-		delete(q.running, key)
-		q.mu.Unlock()
-		signal(q.freed)
+	workers.Add(1)
+	go func() {
+		defer workers.Done()
+		defer func() {
+			q.mu.Lock()
+			delete(q.running, key)
+			q.mu.Unlock()
+			signal(q.freed)
+		}()
+		defer cancel(nil)
+		q.work(parent, ctx, cancel, job)
 	}()
+}
 
+// work runs one claimed item: handler, heartbeat, and the status it ends with.
+func (q *Queue) work(parent, ctx context.Context, cancel context.CancelCauseFunc, job Job) {
 	busy := q.metrics.WorkersBusy.WithLabelValues(job.Kind)
 	busy.Inc()
 	defer busy.Dec()

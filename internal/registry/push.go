@@ -22,6 +22,9 @@ var pushedRE = regexp.MustCompile(`digest: (sha256:[0-9a-f]{64}) size: \d+`)
 // Push implements deploy.Registry: docker push with a DOCKER_CONFIG of its own, holding only the
 // credentials of ref's registry, and the digest docker reported, checked against the registry.
 func (r *Registry) Push(ctx context.Context, ref string, log deploy.LogFunc) (string, error) {
+	if log == nil {
+		log = func(string, string) {}
+	}
 	ctx, cancel := context.WithTimeout(ctx, r.cfg.Timeout)
 	defer cancel()
 	start := time.Now()
@@ -97,6 +100,8 @@ func (r *Registry) push(ctx context.Context, ref string, log deploy.LogFunc) (st
 	if !found {
 		return "", fmt.Errorf("registry %s has no %s after the push", p.Host, ref)
 	}
+	mu.Lock()
+	defer mu.Unlock()
 	if reported != "" && reported != got {
 		return "", fmt.Errorf("docker push reported %s but the registry's tag points to %s", reported, got)
 	}

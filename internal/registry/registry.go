@@ -48,6 +48,9 @@ func New(cfg Config, creds Credentials, logger *slog.Logger) (*Registry, error) 
 	if err != nil {
 		return nil, fmt.Errorf("registry: finding docker binary %q: %w", cfg.DockerBinary, err)
 	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
 	if creds == nil {
 		creds = Static(nil)
 	}

@@ -27,6 +27,8 @@ type Deps struct {
 	Webhook  http.Handler
 	Ready    Readiness
 	Gatherer prometheus.Gatherer
+	API      API
+	Tokens   [][]byte // API bearer tokens
 	Logger   *slog.Logger
 }
 
@@ -49,6 +51,7 @@ func NewRouter(d Deps) http.Handler {
 	})
 	r.Method(http.MethodGet, "/metrics", promhttp.HandlerFor(d.Gatherer, promhttp.HandlerOpts{}))
 	r.Method(http.MethodPost, "/webhooks/github", d.Webhook)
+	apiRoutes(r, d.API, d.Tokens)
 	return r
 }
 

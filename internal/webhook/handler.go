@@ -33,6 +33,8 @@ type Config struct {
 	MaxBody int64    // default 25 MiB
 	Repos   Repositories
 	Timeout time.Duration // database time budget per delivery (default 5s)
+	// Notify wakes the workers once a queued run is committed; nil leaves it to their poll.
+	Notify func(kind string)
 }
 
 // Handler serves GitHub deliveries.
@@ -146,6 +148,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	h.metrics.WebhookDeliveries.WithLabelValues(label, outcome).Inc()
 	if inserted && stored.RunID != 0 {
+		if h.cfg.Notify != nil {
+			h.cfg.Notify(store.KindRun)
+		}
 		h.logger.InfoContext(ctx, "run queued", "delivery", delivery, "run_id", stored.RunID,
 			"repo", rec.Repo, "branch", dec.Run.Branch, "sha", dec.Run.AfterSHA)
 	}

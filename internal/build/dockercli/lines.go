@@ -55,7 +55,12 @@ func (w *lineWriter) add(seg []byte) {
 func (w *lineWriter) flush() {
 	line := w.buf
 	if w.dropped == 0 {
-		line = []byte(strings.TrimSuffix(string(line), "\r"))
+		// A progress line redrawn with "\r" (docker's "Sending build context") shows, as on a
+		// terminal, what was written last.
+		line = bytes.TrimRight(line, "\r")
+		if i := bytes.LastIndexByte(line, '\r'); i >= 0 {
+			line = line[i+1:]
+		}
 	} else {
 		// Cut on a rune boundary, so the kept part stays valid UTF-8.
 		for len(line) > 0 && !utf8.Valid(line[len(line)-min(len(line), utf8.UTFMax):]) {

@@ -37,6 +37,9 @@ type Cmd struct {
 	// Scrub, if set, rewrites each line before it is passed on or kept for the error: the place
 	// to cut a secret that must never reach a log.
 	Scrub func(string) string
+	// Noise, if set, picks lines that are logged but not worth a place among the few that the
+	// error keeps (BuildKit's step digests and timings).
+	Noise func(string) bool
 }
 
 // Run runs c until it exits or ctx is done. A failure returns an error ending in the last lines
@@ -52,7 +55,9 @@ func Run(ctx context.Context, c Cmd) error {
 		if c.Scrub != nil {
 			line = c.Scrub(line)
 		}
-		last.add(line)
+		if c.Noise == nil || !c.Noise(line) {
+			last.add(line)
+		}
 		if c.Line != nil {
 			c.Line(line)
 		}

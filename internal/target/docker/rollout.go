@@ -183,7 +183,7 @@ func (t *Target) discard(ctx context.Context, name, id string, prev *container, 
 	if c.State.Status == "running" {
 		say(log, "the new container was still running; removing it")
 	} else {
-		say(log, "the new container %s", c.exitReason())
+		say(log, "new %s", c.exitReason())
 	}
 	if _, err := t.docker.Output(ctx, "rm", "--force", id); err != nil {
 		return fmt.Errorf("removing container %.12s: %w", id, err)

@@ -7,6 +7,8 @@ package dockertest
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"net"
 	"os"
@@ -78,7 +80,11 @@ func (e Env) Image(t testing.TB, name string, lines ...string) string {
 	if err := os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte(dockerfile), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	ref := e.Registry + "/slipway-test/" + name + ":latest"
+	// The repository is named after the content too, so that tests running at the same time never
+	// push each other's build under one tag.
+	sum := sha256.Sum256([]byte(dockerfile))
+	repo := e.Registry + "/slipway-test/" + name + "-" + hex.EncodeToString(sum[:4])
+	ref := repo + ":latest"
 	// The classic builder: BuildKit needs a buildx plugin or --network host here.
 	e.Docker(t, "build", "--quiet", "--tag", ref, dir)
 	out := e.Docker(t, "push", ref)
@@ -86,7 +92,7 @@ func (e Env) Image(t testing.TB, name string, lines ...string) string {
 	if m == nil {
 		t.Fatalf("no digest in the output of docker push %s:\n%s", ref, out)
 	}
-	return e.Registry + "/slipway-test/" + name + "@" + m[1]
+	return repo + "@" + m[1]
 }
 
 // Name returns a name for a container or service that no other test, and no earlier run, uses.

@@ -1,0 +1,98 @@
+package dockercli_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/slipway-dev/slipway/internal/target/dockercli"
+)
+
+// fakeDocker writes a script standing in for the docker binary and returns its path.
+func fakeDocker(t *testing.T, script string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "docker")
+	if err := os.WriteFile(path, []byte("#!/bin/sh\n"+script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func discard() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+func TestOutputSetsHostAndPassesArguments(t *testing.T) {
+	bin := fakeDocker(t, `echo "$DOCKER_HOST"; for a in "$@"; do echo "[$a]"; done`)
+	cli := dockercli.New(bin, "unix:///tmp/other.sock", discard())
+	out, err := cli.Output(context.Background(), "run", "-e", "A=$(id); `x` 'y'", "img")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "unix:///tmp/other.sock\n[run]\n[-e]\n[A=$(id); `x` 'y']\n[img]\n"
+	if string(out) != want {
+		t.Errorf("output:\n%s\nwant:\n%s", out, want)
+	}
+}
+
+func TestErrorsSayWhatDockerSaid(t *testing.T) {
+	bin := fakeDocker(t, `echo "Error: No such container: api" >&2; exit 1`)
+	cli := dockercli.New(bin, "", discard())
+	_, err := cli.Output(context.Background(), "container", "inspect", "--env", "SECRET=hunter2", "api")
+	var de *dockercli.Error
+	if !errors.As(err, &de) || de.ExitCode != 1 {
+		t.Fatalf("error = %#v, want a *dockercli.Error with exit code 1", err)
+	}
+	if !dockercli.IsNotFound(err) {
+		t.Errorf("IsNotFound(%v) = false", err)
+	}
+	if msg := err.Error(); !strings.Contains(msg, "No such container: api") || strings.Contains(msg, "hunter2") {
+		t.Errorf("error message %q: want docker's reason and no arguments", msg)
+	}
+	if dockercli.IsNotFound(errors.New("no such container")) {
+		t.Error("IsNotFound is true for an error that is not docker's")
+	}
+}
+
+func TestRunStreamsLines(t *testing.T) {
+	bin := fakeDocker(t, `echo one; echo two >&2; printf 'three'; exit 2`)
+	cli := dockercli.New(bin, "", discard())
+	var (
+		mu    sync.Mutex
+		lines []string
+	)
+	err := cli.Run(context.Background(), func(stream, line string) {
+		mu.Lock()
+		defer mu.Unlock()
+		lines = append(lines, stream+":"+line)
+	}, "build")
+	var de *dockercli.Error
+	if !errors.As(err, &de) || de.ExitCode != 2 || de.Stderr != "two" {
+		t.Fatalf("error = %v, want exit code 2 with stderr \"two\"", err)
+	}
+	slices.Sort(lines) // stdout and stderr interleave freely
+	if want := []string{"deploy:one", "deploy:three", "deploy:two"}; !slices.Equal(lines, want) {
+		t.Errorf("lines = %q, want %q", lines, want)
+	}
+}
+
+func TestCancelKillsDocker(t *testing.T) {
+	bin := fakeDocker(t, `exec sleep 30`)
+	cli := dockercli.New(bin, "", discard())
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_, err := cli.Output(ctx, "service", "update")
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("error = %v, want one wrapping context.DeadlineExceeded", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("docker ran on for %s after the context ended", d)
+	}
+}

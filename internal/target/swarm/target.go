@@ -1,0 +1,124 @@
+// Package swarm deploys to an existing Docker Swarm service: it updates the service's image and
+// lets Swarm roll the tasks over, roll back on failure, and report how it went. Slipway updates
+// services; it does not own their definition, so it never creates one.
+package swarm
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"regexp"
+	"time"
+
+	"github.com/slipway-dev/slipway/internal/deploy"
+	"github.com/slipway-dev/slipway/internal/target/dockercli"
+)
+
+// Config configures a Target; zero values take the defaults named on each field.
+type Config struct {
+	// DockerBinary is the docker CLI to run, "docker" (found on PATH) by default.
+	DockerBinary string
+	// Host is DOCKER_HOST for the CLI, a manager of the swarm; "" inherits the server's
+	// environment.
+	Host string
+	// UpdateMonitor is how long Swarm watches each updated task for failure before it moves on,
+	// 5s by default. It is also the rollback's monitor, so that a failed update comes back as fast
+	// as it went out.
+	UpdateMonitor time.Duration
+	// Timeout bounds a whole deploy, update and wait; 10m by default. A deploy that runs out of
+	// time is rolled back, as a cancelled one is.
+	Timeout time.Duration
+	// RollbackTimeout bounds the `docker service rollback` Slipway starts itself after a
+	// cancellation, a timeout or a paused update, and the wait for it; 5m by default.
+	RollbackTimeout time.Duration
+	// PollInterval is how often the service is read while Swarm finishes an update or rollback
+	// the CLI stopped watching; 500ms by default.
+	PollInterval time.Duration
+}
+
+// Target deploys to services of one swarm.
+type Target struct {
+	cfg    Config
+	docker *dockercli.CLI
+	logger *slog.Logger
+}
+
+var _ deploy.Target = (*Target)(nil)
+
+// New returns a Target running cfg.DockerBinary against cfg.Host.
+func New(cfg Config, logger *slog.Logger) (*Target, error) {
+	if logger == nil {
+		return nil, errors.New("swarm target: a logger is required")
+	}
+	cfg.DockerBinary = cmp.Or(cfg.DockerBinary, "docker")
+	cfg.UpdateMonitor = cmp.Or(cfg.UpdateMonitor, 5*time.Second)
+	cfg.Timeout = cmp.Or(cfg.Timeout, 10*time.Minute)
+	cfg.RollbackTimeout = cmp.Or(cfg.RollbackTimeout, 5*time.Minute)
+	cfg.PollInterval = cmp.Or(cfg.PollInterval, 500*time.Millisecond)
+	for name, d := range map[string]time.Duration{
+		"UpdateMonitor": cfg.UpdateMonitor, "Timeout": cfg.Timeout,
+		"RollbackTimeout": cfg.RollbackTimeout, "PollInterval": cfg.PollInterval,
+	} {
+		if d < 0 {
+			return nil, fmt.Errorf("swarm target: %s is negative (%s)", name, d)
+		}
+	}
+	return &Target{
+		cfg:    cfg,
+		docker: dockercli.New(cfg.DockerBinary, cfg.Host, logger),
+		logger: logger,
+	}, nil
+}
+
+// Deploy updates the service r.Target.Swarm.Service to r.Image and waits until Swarm reports the
+// update completed and a task runs the image. When Swarm (or Slipway, after a cancellation or a
+// timeout) rolled the service back, the error wraps deploy.ErrRolledBack.
+func (t *Target) Deploy(ctx context.Context, r deploy.Rollout, log deploy.LogFunc) error {
+	rolledBack, err := t.update(ctx, r, log)
+	if err == nil {
+		return nil
+	}
+	if rolledBack {
+		return fmt.Errorf("deploying %s: %w: %w", r.Image, err, deploy.ErrRolledBack)
+	}
+	return fmt.Errorf("deploying %s: %w", r.Image, err)
+}
+
+// Rollback updates the service to r.Image, a known-good image, as Deploy does. It is not `docker
+// service rollback`, which only returns to the spec before the last update, whatever that was.
+// Its failure is a plain error even when Swarm rolled the update back.
+func (t *Target) Rollback(ctx context.Context, r deploy.Rollout, log deploy.LogFunc) error {
+	rolledBack, err := t.update(ctx, r, log)
+	if err == nil {
+		return nil
+	}
+	if rolledBack {
+		return fmt.Errorf("rolling back to %s: %w (the service is back on the image it had)", r.Image, err)
+	}
+	return fmt.Errorf("rolling back to %s: %w", r.Image, err)
+}
+
+// The pipeline validates service names already; checking again keeps a name that starts with
+// "-" from ever reaching docker as a flag.
+var (
+	validName  = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]*$`)
+	pinnedByID = regexp.MustCompile(`^[a-zA-Z0-9][^\s@]*@sha256:[0-9a-f]{64}$`)
+)
+
+func checkRollout(r deploy.Rollout) (service string, err error) {
+	switch {
+	case r.Target.Swarm == nil:
+		return "", fmt.Errorf("target %q is not a swarm target", r.Target.Ref())
+	case !validName.MatchString(r.Target.Swarm.Service):
+		return "", fmt.Errorf("invalid swarm service name %q", r.Target.Swarm.Service)
+	case !pinnedByID.MatchString(r.Image):
+		return "", fmt.Errorf("image %q is not pinned by digest (repository@sha256:…)", r.Image)
+	}
+	return r.Target.Swarm.Service, nil
+}
+
+func say(log deploy.LogFunc, format string, args ...any) {
+	log(dockercli.Stream, fmt.Sprintf(format, args...))
+}

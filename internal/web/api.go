@@ -1,0 +1,107 @@
+package web
+
+import (
+	"context"
+	"crypto/subtle"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/slipway-dev/slipway/internal/deploy"
+	"github.com/slipway-dev/slipway/internal/store"
+)
+
+// API is what the JSON API reads; *store.Store implements it.
+type API interface {
+	RunGet(ctx context.Context, id int64) (deploy.Run, error)
+	DeploymentsByRun(ctx context.Context, runID int64) ([]deploy.Deployment, error)
+	DeploymentGet(ctx context.Context, id int64) (deploy.Deployment, error)
+	DeploymentLogs(ctx context.Context, deploymentID, after int64, limit int) ([]store.LogLine, error)
+}
+
+// apiRoutes mounts /api/v1: read runs and deployments with their logs. Every call needs one of
+// the configured bearer tokens; with none configured the API answers 401 to everyone.
+func apiRoutes(r chi.Router, api API, tokens [][]byte) {
+	r.Route("/api/v1", func(r chi.Router) {
+		r.Use(bearer(tokens))
+		r.Get("/runs/{id}", func(w http.ResponseWriter, req *http.Request) {
+			id, ok := pathID(w, req)
+			if !ok {
+				return
+			}
+			run, err := api.RunGet(req.Context(), id)
+			if err != nil {
+				writeError(w, err)
+				return
+			}
+			if run.Deployments, err = api.DeploymentsByRun(req.Context(), id); err != nil {
+				writeError(w, err)
+				return
+			}
+			writeJSON(w, http.StatusOK, run)
+		})
+		r.Get("/deployments/{id}", func(w http.ResponseWriter, req *http.Request) {
+			id, ok := pathID(w, req)
+			if !ok {
+				return
+			}
+			d, err := api.DeploymentGet(req.Context(), id)
+			if err != nil {
+				writeError(w, err)
+				return
+			}
+			writeJSON(w, http.StatusOK, d)
+		})
+		r.Get("/deployments/{id}/logs", func(w http.ResponseWriter, req *http.Request) {
+			id, ok := pathID(w, req)
+			if !ok {
+				return
+			}
+			after, _ := strconv.ParseInt(req.URL.Query().Get("after"), 10, 64)
+			lines, err := api.DeploymentLogs(req.Context(), id, after, 5000)
+			if err != nil {
+				writeError(w, err)
+				return
+			}
+			writeJSON(w, http.StatusOK, map[string]any{"lines": lines})
+		})
+	})
+}
+
+func pathID(w http.ResponseWriter, req *http.Request) (int64, bool) {
+	id, err := strconv.ParseInt(chi.URLParam(req, "id"), 10, 64)
+	if err != nil || id <= 0 {
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "id must be a positive integer"})
+		return 0, false
+	}
+	return id, true
+}
+
+func writeError(w http.ResponseWriter, err error) {
+	code := StatusFor(err)
+	msg := err.Error()
+	if code == http.StatusInternalServerError {
+		msg = "internal error" // details go to the log, not to the client
+	}
+	writeJSON(w, code, map[string]string{"error": msg})
+}
+
+func bearer(tokens [][]byte) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+			got, ok := strings.CutPrefix(req.Header.Get("Authorization"), "Bearer ")
+			if ok {
+				for _, t := range tokens {
+					if subtle.ConstantTimeCompare([]byte(got), t) == 1 {
+						next.ServeHTTP(w, req)
+						return
+					}
+				}
+			}
+			w.Header().Set("WWW-Authenticate", `Bearer realm="slipway"`)
+			writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "a valid API token is required"})
+		})
+	}
+}
