@@ -199,11 +199,11 @@ func kinds(ctx context.Context, cfg config.Config, st *store.Store, logger *slog
 	if err != nil {
 		return nil, err
 	}
-	dockerTarget, err := docker.New(docker.Config{DockerBinary: dc.Binary, Host: dc.Host}, logger.With("component", "target.docker"))
+	dockerTarget, err := docker.New(docker.Config{DockerBinary: dc.Binary, Host: dc.Host, StableFor: dc.StableFor.D()}, logger.With("component", "target.docker"))
 	if err != nil {
 		return nil, err
 	}
-	swarmTarget, err := swarm.New(swarm.Config{DockerBinary: dc.Binary, Host: dc.Host}, logger.With("component", "target.swarm"))
+	swarmTarget, err := swarm.New(swarm.Config{DockerBinary: dc.Binary, Host: dc.Host, UpdateMonitor: dc.SwarmUpdateMonitor.D()}, logger.With("component", "target.swarm"))
 	if err != nil {
 		return nil, err
 	}

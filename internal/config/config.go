@@ -66,6 +66,10 @@ type Docker struct {
 	Host         string `yaml:"host"`          // DOCKER_HOST for the engine; "" inherits
 	BuildNetwork string `yaml:"build_network"` // docker build --network
 	BuildKit     string `yaml:"buildkit"`      // auto, on, off
+	// StableFor is how long a new container must keep running before the docker target calls it up.
+	StableFor Duration `yaml:"stable_for"`
+	// SwarmUpdateMonitor is how long Swarm watches updated tasks before it calls an update done.
+	SwarmUpdateMonitor Duration `yaml:"swarm_update_monitor"`
 }
 
 // Registry holds credentials for one registry host.
@@ -260,6 +264,8 @@ func applyEnv(cfg *Config, vars map[string]string) error {
 	str("SLIPWAY_DOCKER_HOST", &cfg.Docker.Host)
 	str("SLIPWAY_DOCKER_BUILD_NETWORK", &cfg.Docker.BuildNetwork)
 	str("SLIPWAY_DOCKER_BUILDKIT", &cfg.Docker.BuildKit)
+	duration("SLIPWAY_DOCKER_STABLE_FOR", &cfg.Docker.StableFor)
+	duration("SLIPWAY_DOCKER_SWARM_UPDATE_MONITOR", &cfg.Docker.SwarmUpdateMonitor)
 	if v, ok := vars["SLIPWAY_POLICY_ALLOW_ALL"]; ok {
 		b, err := strconv.ParseBool(v)
 		if err != nil {

@@ -197,6 +197,23 @@ func TestDeployTwoServices(t *testing.T) {
 	if code, body := get(t, fmt.Sprintf("http://127.0.0.1:%d/", port)); code != 200 || body != "version two\n" {
 		t.Errorf("api answered %d %q after the second push", code, body)
 	}
+
+	// A force push (unknown before) redeploys both; neither's build inputs changed, so neither builds.
+	repo.write("README.md", "docs only\n")
+	third := repo.commit("docs")
+	r3 := d.waitRun(srv.push("acme/app", "main", zeroSHA, third, "force push"), 5*time.Minute)
+	if len(r3.Deployments) != 2 {
+		t.Fatalf("force push deployed %d services", len(r3.Deployments))
+	}
+	for _, dep := range r3.Deployments {
+		checkDeployment(t, dep, deploy.StatusSucceeded)
+		if logs := d.logs(dep.ID); !strings.Contains(logs, "build skipped") {
+			t.Errorf("%s was rebuilt from unchanged inputs:\n%s", dep.Service, logs)
+		}
+	}
+	if got := byService(r3)["api"].ImageDigest; got != r2.Deployments[0].ImageDigest {
+		t.Errorf("api digest %s, want the second push's %s", got, r2.Deployments[0].ImageDigest)
+	}
 }
 
 // oneService writes a repository with one docker-target service and returns it.
