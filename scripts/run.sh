@@ -25,6 +25,7 @@ if ((${#need[@]})); then
 fi
 
 dir=$(mktemp -d /tmp/slipway-run.XXXXXX)
+chmod 755 "$dir" # PostgreSQL runs as the postgres user and must reach its data dir inside
 server_pid=
 cleanup() {
 	local rc=$?
