@@ -16,8 +16,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/slipway-dev/slipway/internal/build/dockercli"
 	"github.com/slipway-dev/slipway/internal/deploy"
+	"github.com/slipway-dev/slipway/internal/dockercli"
 )
 
 // BuildKit modes of Config.BuildKit.
@@ -119,11 +119,9 @@ func (b *Builder) Build(ctx context.Context, req deploy.BuildRequest, log deploy
 	})
 	elapsed := time.Since(start).Round(time.Millisecond)
 	if err != nil {
-		if context.Cause(ctx) == timedOut {
-			err = fmt.Errorf("%w: %w", timedOut, err)
-		}
+		// The error names docker build and, after a timeout, wraps timedOut as the cause.
 		b.logger.InfoContext(ctx, "docker build failed", "tags", req.Tags, "elapsed", elapsed, "err", err)
-		return fmt.Errorf("docker build %s: %w", strings.Join(req.Tags, ", "), err)
+		return fmt.Errorf("building %s: %w", strings.Join(req.Tags, ", "), err)
 	}
 	b.logger.InfoContext(ctx, "docker build done", "tags", req.Tags, "elapsed", elapsed)
 	return nil

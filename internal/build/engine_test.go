@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -17,24 +16,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/slipway-dev/slipway/internal/build/dockercli"
 	"github.com/slipway-dev/slipway/internal/deploy"
-	"github.com/slipway-dev/slipway/internal/testenv"
+	"github.com/slipway-dev/slipway/internal/dockercli"
+	"github.com/slipway-dev/slipway/internal/dockercli/dockertest"
 )
-
-// engine is the test's docker engine and base image (scripts/services.sh starts them).
-type engine struct {
-	cli, host, base string
-}
-
-func testEngine(t *testing.T) engine {
-	t.Helper()
-	return engine{
-		cli:  testenv.Require(t, "SLIPWAY_TEST_DOCKER_CLI"),
-		host: testenv.Require(t, "DOCKER_HOST"),
-		base: testenv.Require(t, "SLIPWAY_TEST_BASE_IMAGE"),
-	}
-}
 
 // builderModes are the ways builds run here: BuildKit (which on an engine without a bridge
 // network needs --network host) and the classic builder, both with the test CLI; and whatever
@@ -51,13 +36,13 @@ var builderModes = []struct {
 }
 
 // forEachMode runs f, in parallel, once per builder mode.
-func forEachMode(t *testing.T, f func(t *testing.T, e engine, b *Builder)) {
-	e := testEngine(t)
+func forEachMode(t *testing.T, f func(t *testing.T, e dockertest.Env, b *Builder)) {
+	e := dockertest.Require(t)
 	for _, m := range builderModes {
 		t.Run(m.name, func(t *testing.T) {
 			t.Parallel()
 			cfg := m.cfg
-			cfg.DockerBinary, cfg.Host, cfg.Timeout = e.cli, e.host, 5*time.Minute
+			cfg.DockerBinary, cfg.Host, cfg.Timeout = e.CLI, e.Host, 5*time.Minute
 			if m.pathCLI {
 				cfg.DockerBinary = "docker"
 			}
@@ -87,8 +72,8 @@ func project(t *testing.T, dockerfile string) deploy.BuildRequest {
 	mustWrite(t, filepath.Join(dir, "Dockerfile"), dockerfile, 0o644)
 	mustWrite(t, filepath.Join(dir, "nonce"), n, 0o644)
 	tag := "slipway-test/build:" + n
-	e := testEngine(t)
-	t.Cleanup(func() { exec.Command(e.cli, "-H", e.host, "rmi", "-f", tag).Run() })
+	e := dockertest.Require(t)
+	t.Cleanup(func() { e.TryDocker("rmi", "-f", tag) })
 	return deploy.BuildRequest{Dir: dir, Tags: []string{tag}}
 }
 
@@ -160,21 +145,12 @@ func (r *recorder) all() []string {
 	return append([]string(nil), r.lines...)
 }
 
-func docker(t *testing.T, e engine, args ...string) string {
-	t.Helper()
-	out, err := exec.Command(e.cli, append([]string{"-H", e.host}, args...)...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("docker %s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-	return strings.TrimSpace(string(out))
-}
-
 func TestBuildStreamsOutput(t *testing.T) {
-	forEachMode(t, func(t *testing.T, e engine, b *Builder) {
+	forEachMode(t, func(t *testing.T, e dockertest.Env, b *Builder) {
 		req := project(t, fmt.Sprintf(`FROM %s
 COPY nonce /nonce
 RUN m=stream; echo "$m-marker-out"; sleep 2
-`, e.base))
+`, e.BaseImage))
 		req.Labels = map[string]string{"org.opencontainers.image.revision": "abc123"}
 		var rec recorder
 		marker := rec.when(output("stream-marker-out"))
@@ -196,7 +172,7 @@ RUN m=stream; echo "$m-marker-out"; sleep 2
 		if m := rec.index(output("stream-marker-out")); tagLine < 0 || m > tagLine {
 			t.Errorf("marker at line %d, tagging at line %d: want the marker first", m, tagLine)
 		}
-		got := docker(t, e, "image", "inspect", "--format",
+		got := e.Docker(t, "image", "inspect", "--format",
 			`{{index .Config.Labels "org.opencontainers.image.revision"}}`, req.Tags[0])
 		if got != "abc123" {
 			t.Errorf("label = %q, want abc123", got)
@@ -215,10 +191,10 @@ func TestBuildFailures(t *testing.T) {
 			[]string{"fail-reason-out", "exit code: 1|non-zero code: 1"}},
 		{"missing COPY source", "FROM %s\nCOPY nothere /x\n", []string{"nothere"}},
 	}
-	forEachMode(t, func(t *testing.T, e engine, b *Builder) {
+	forEachMode(t, func(t *testing.T, e dockertest.Env, b *Builder) {
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {
-				req := project(t, fmt.Sprintf(tt.dockerfile, e.base))
+				req := project(t, fmt.Sprintf(tt.dockerfile, e.BaseImage))
 				var rec recorder
 				err := b.Build(context.Background(), req, rec.log)
 				if err == nil {
@@ -251,7 +227,7 @@ func containsAny(s string, subs []string) bool {
 }
 
 func TestBuildArgsAndTarget(t *testing.T) {
-	forEachMode(t, func(t *testing.T, e engine, b *Builder) {
+	forEachMode(t, func(t *testing.T, e dockertest.Env, b *Builder) {
 		req := project(t, fmt.Sprintf(`FROM %s AS first
 ARG GREETING
 COPY nonce /nonce
@@ -260,7 +236,7 @@ FROM first AS second
 RUN echo second > /second
 FROM first AS last
 RUN exit 7
-`, e.base))
+`, e.BaseImage))
 		// A monorepo layout: the context is a subdirectory, the Dockerfile lies outside it.
 		mustWrite(t, filepath.Join(req.Dir, "ctx", "nonce"), nonce(t), 0o644)
 		if err := os.Rename(filepath.Join(req.Dir, "Dockerfile"), filepath.Join(req.Dir, "app.Dockerfile")); err != nil {
@@ -273,7 +249,7 @@ RUN exit 7
 		if err := b.Build(context.Background(), req, rec.log); err != nil {
 			t.Fatal(err)
 		}
-		got := docker(t, e, "run", "--rm", "--network", "none", req.Tags[0], "cat", "/greeting", "/second")
+		got := e.Docker(t, "run", "--rm", "--network", "none", req.Tags[0], "cat", "/greeting", "/second")
 		if got != "greeting=hello world\nsecond" {
 			t.Errorf("image holds %q", got)
 		}
@@ -281,11 +257,11 @@ RUN exit 7
 }
 
 func TestBuildTruncatesLongLines(t *testing.T) {
-	forEachMode(t, func(t *testing.T, e engine, b *Builder) {
+	forEachMode(t, func(t *testing.T, e dockertest.Env, b *Builder) {
 		req := project(t, fmt.Sprintf(`FROM %s
 COPY nonce /nonce
 RUN head -c 5000000 /dev/zero | tr '\0' x; echo; m=after; echo "$m-long-out"
-`, e.base))
+`, e.BaseImage))
 		var rec recorder
 		if err := b.Build(context.Background(), req, rec.log); err != nil {
 			t.Fatal(err)
@@ -317,13 +293,13 @@ RUN head -c 5000000 /dev/zero | tr '\0' x; echo; m=after; echo "$m-long-out"
 // TestBuildCancel cancels a build stuck in `sleep 300` and checks that the sleep, which runs in a
 // container of the daemon and not under our process, is gone too.
 func TestBuildCancel(t *testing.T) {
-	forEachMode(t, func(t *testing.T, e engine, b *Builder) {
+	forEachMode(t, func(t *testing.T, e dockertest.Env, b *Builder) {
 		n := nonce(t)
 		// The ENV marks this build's sleep in /proc, apart from any other test's.
 		req := project(t, fmt.Sprintf(`FROM %s
 ENV SLIPWAY_CANCEL_TEST=%s
 RUN m=sleeping; echo "$m-out"; sleep 300
-`, e.base, n))
+`, e.BaseImage, n))
 		var rec recorder
 		started := rec.when(output("sleeping-out"))
 		ctx, cancel := context.WithCancel(context.Background())

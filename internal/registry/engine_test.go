@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"log/slog"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -16,23 +15,8 @@ import (
 
 	"github.com/slipway-dev/slipway/internal/build"
 	"github.com/slipway-dev/slipway/internal/deploy"
-	"github.com/slipway-dev/slipway/internal/testenv"
+	"github.com/slipway-dev/slipway/internal/dockercli/dockertest"
 )
-
-// engine is the test's docker engine, base image and registry (scripts/services.sh).
-type engine struct {
-	cli, host, base, registry string
-}
-
-func testEngine(t *testing.T) engine {
-	t.Helper()
-	return engine{
-		cli:      testenv.Require(t, "SLIPWAY_TEST_DOCKER_CLI"),
-		host:     testenv.Require(t, "DOCKER_HOST"),
-		base:     testenv.Require(t, "SLIPWAY_TEST_BASE_IMAGE"),
-		registry: testenv.Require(t, "SLIPWAY_TEST_REGISTRY"),
-	}
-}
 
 func nonce() string {
 	b := make([]byte, 6)
@@ -44,20 +28,20 @@ func testLogger(t *testing.T) *slog.Logger { return slog.New(slog.NewTextHandler
 
 // buildImage builds a one-layer image of its own (a file with a nonce) tagged ref, with the
 // BuildKit setting given, and removes it at the end. It returns how long the build took.
-func buildImage(t *testing.T, e engine, buildKit, ref string) time.Duration {
+func buildImage(t *testing.T, e dockertest.Env, buildKit, ref string) time.Duration {
 	t.Helper()
 	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte("FROM "+e.base+"\nCOPY nonce /nonce\n"), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte("FROM "+e.BaseImage+"\nCOPY nonce /nonce\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.WriteFile(filepath.Join(dir, "nonce"), []byte(nonce()), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	b, err := build.New(build.Config{DockerBinary: e.cli, Host: e.host, BuildKit: buildKit, Network: "host"}, testLogger(t))
+	b, err := build.New(build.Config{DockerBinary: e.CLI, Host: e.Host, BuildKit: buildKit, Network: "host"}, testLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { exec.Command(e.cli, "-H", e.host, "rmi", "-f", ref).Run() })
+	t.Cleanup(func() { e.TryDocker("rmi", "-f", ref) })
 	start := time.Now()
 	if err := b.Build(context.Background(), deploy.BuildRequest{Dir: dir, Tags: []string{ref}}, func(string, string) {}); err != nil {
 		t.Fatal(err)
@@ -91,15 +75,15 @@ func (l *lines) String() string {
 }
 
 func TestPushAndDigest(t *testing.T) {
-	e := testEngine(t)
+	e := dockertest.Require(t)
 	for _, mode := range []string{build.BuildKitOn, build.BuildKitOff} {
 		t.Run("buildkit-"+mode, func(t *testing.T) {
 			t.Parallel()
-			repo := e.registry + "/slipway-test/push-" + nonce()
+			repo := e.Registry + "/slipway-test/push-" + nonce()
 			ref := repo + ":v1"
 			took := buildImage(t, e, mode, ref)
 
-			r, err := New(Config{DockerBinary: e.cli, Host: e.host}, nil, testLogger(t))
+			r, err := New(Config{DockerBinary: e.CLI, Host: e.Host}, nil, testLogger(t))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -125,7 +109,7 @@ func TestPushAndDigest(t *testing.T) {
 				{ref, d, true},
 				{repo + "@" + d, d, true},
 				{repo + ":unknown", "", false},
-				{e.registry + "/slipway-test/never-pushed-" + nonce() + ":v1", "", false},
+				{e.Registry + "/slipway-test/never-pushed-" + nonce() + ":v1", "", false},
 			} {
 				got, ok, err := r.Digest(context.Background(), tt.ref)
 				if err != nil || got != tt.want || ok != tt.wantOK {
@@ -137,16 +121,16 @@ func TestPushAndDigest(t *testing.T) {
 }
 
 func TestPushFailures(t *testing.T) {
-	e := testEngine(t)
-	r, err := New(Config{DockerBinary: e.cli, Host: e.host}, nil, testLogger(t))
+	e := dockertest.Require(t)
+	r, err := New(Config{DockerBinary: e.CLI, Host: e.Host}, nil, testLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, tt := range []struct {
 		name, ref, want string
 	}{
-		{"no such local image", e.registry + "/slipway-test/absent-" + nonce() + ":v1", "does not exist"},
-		{"digest only", e.registry + "/app@sha256:" + strings.Repeat("0", 64), "no tag"},
+		{"no such local image", e.Registry + "/slipway-test/absent-" + nonce() + ":v1", "does not exist"},
+		{"digest only", e.Registry + "/app@sha256:" + strings.Repeat("0", 64), "no tag"},
 		{"bad reference", "Bad/Ref", "invalid"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
@@ -164,7 +148,7 @@ func TestPushFailures(t *testing.T) {
 // DOCKER_CONFIG. It proves that the credentials reach the push and Digest, that a wrong password
 // fails without showing up in errors or logs, and that the private DOCKER_CONFIG is gone after.
 func TestPushWithCredentials(t *testing.T) {
-	e := testEngine(t)
+	e := dockertest.Require(t)
 	tmp := t.TempDir()
 	t.Setenv("TMPDIR", tmp) // where Push makes its DOCKER_CONFIG, to look at it
 	const user = "deployer"
@@ -175,7 +159,7 @@ func TestPushWithCredentials(t *testing.T) {
 	buildImage(t, e, build.BuildKitOn, ref)
 
 	t.Run("right password", func(t *testing.T) {
-		r, err := New(Config{DockerBinary: e.cli, Host: e.host}, Static{host: {user, password}}, testLogger(t))
+		r, err := New(Config{DockerBinary: e.CLI, Host: e.Host}, Static{host: {user, password}}, testLogger(t))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -211,7 +195,7 @@ func TestPushWithCredentials(t *testing.T) {
 		{"no credentials", nil},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			r, err := New(Config{DockerBinary: e.cli, Host: e.host}, tt.creds, testLogger(t))
+			r, err := New(Config{DockerBinary: e.CLI, Host: e.Host}, tt.creds, testLogger(t))
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -12,8 +12,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/slipway-dev/slipway/internal/build/dockercli"
 	"github.com/slipway-dev/slipway/internal/deploy"
+	"github.com/slipway-dev/slipway/internal/dockercli"
 )
 
 // pushedRE matches docker push's last line: "latest: digest: sha256:… size: 528".
@@ -88,7 +88,7 @@ func (r *Registry) push(ctx context.Context, ref string, log deploy.LogFunc) (st
 		},
 	})
 	if err != nil {
-		return "", fmt.Errorf("docker push: %w", err)
+		return "", err // a *dockercli.Error, which says "docker push"
 	}
 
 	// docker push says which digest it uploaded; the registry says what the tag points to now,

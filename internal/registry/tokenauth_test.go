@@ -13,7 +13,6 @@ import (
 	"encoding/pem"
 	"fmt"
 	"math/big"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -23,6 +22,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/slipway-dev/slipway/internal/dockercli/dockertest"
 )
 
 // startAuthRegistry runs a second docker-registry that only accepts bearer tokens from a token
@@ -56,7 +57,7 @@ func startAuthRegistry(t *testing.T, user, password string) string {
 	}))
 	t.Cleanup(tokens.Close)
 
-	port := freePort(t)
+	port := dockertest.FreePort(t)
 	host := fmt.Sprintf("127.0.0.1:%d", port)
 	cfg := fmt.Sprintf(`version: 0.1
 log:
@@ -118,16 +119,6 @@ auth:
 			t.Fatalf("docker-registry on %s did not answer with 401 within 30 s", host)
 		}
 	}
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
 
 // signingKey makes the token issuer's key and a self-signed certificate for the registry's

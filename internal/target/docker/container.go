@@ -2,12 +2,9 @@ package docker
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"strings"
 	"time"
-
-	"github.com/slipway-dev/slipway/internal/target/dockercli"
 )
 
 // container is the part of `docker container inspect` the target reads.
@@ -38,16 +35,13 @@ type health struct {
 
 // inspect returns the container called (or with the id) ref, or nil when there is none.
 func (t *Target) inspect(ctx context.Context, ref string) (*container, error) {
-	out, err := t.docker.Output(ctx, "container", "inspect", "--format", "{{json .}}", ref)
-	if dockercli.IsNotFound(err) {
-		return nil, nil
-	}
+	var c container
+	found, err := t.docker.Inspect(ctx, "container", ref, &c)
 	if err != nil {
 		return nil, fmt.Errorf("inspecting container %s: %w", ref, err)
 	}
-	var c container
-	if err := json.Unmarshal(out, &c); err != nil {
-		return nil, fmt.Errorf("inspecting container %s: reading docker's answer: %w", ref, err)
+	if !found {
+		return nil, nil
 	}
 	return &c, nil
 }

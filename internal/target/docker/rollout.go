@@ -13,8 +13,8 @@ import (
 	"time"
 
 	"github.com/slipway-dev/slipway/internal/deploy"
+	"github.com/slipway-dev/slipway/internal/dockercli"
 	"github.com/slipway-dev/slipway/internal/pipeline"
-	"github.com/slipway-dev/slipway/internal/target/dockercli"
 )
 
 // rollout runs r.Image as the container r.Target.Docker.Container. On failure, restored says

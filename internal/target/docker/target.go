@@ -9,12 +9,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"regexp"
 	"time"
 
 	"github.com/slipway-dev/slipway/internal/deploy"
+	"github.com/slipway-dev/slipway/internal/dockercli"
 	"github.com/slipway-dev/slipway/internal/pipeline"
-	"github.com/slipway-dev/slipway/internal/target/dockercli"
 )
 
 // Config configures a Target; zero values take the defaults named on each field.
@@ -102,22 +101,16 @@ func (t *Target) Rollback(ctx context.Context, r deploy.Rollout, log deploy.LogF
 	return fmt.Errorf("rolling back to %s: %w", r.Image, err)
 }
 
-// The pipeline validates container names already; checking again here keeps a name that starts
-// with "-" from ever reaching docker as a flag. The pattern is the one dockerd enforces.
-var (
-	validName  = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]*$`)
-	pinnedByID = regexp.MustCompile(`^[a-zA-Z0-9][^\s@]*@sha256:[0-9a-f]{64}$`)
-)
-
 func checkRollout(r deploy.Rollout) (*pipeline.DockerTarget, error) {
 	spec := r.Target.Docker
-	switch {
-	case spec == nil:
+	if spec == nil {
 		return nil, fmt.Errorf("target %q is not a docker target", r.Target.Ref())
-	case !validName.MatchString(spec.Container):
-		return nil, fmt.Errorf("invalid container name %q", spec.Container)
-	case !pinnedByID.MatchString(r.Image):
-		return nil, fmt.Errorf("image %q is not pinned by digest (repository@sha256:…)", r.Image)
+	}
+	if err := dockercli.CheckName("container", spec.Container); err != nil {
+		return nil, err
+	}
+	if err := dockercli.CheckPinned(r.Image); err != nil {
+		return nil, err
 	}
 	return spec, nil
 }

@@ -12,9 +12,9 @@ import (
 	"time"
 
 	"github.com/slipway-dev/slipway/internal/deploy"
+	"github.com/slipway-dev/slipway/internal/dockercli/dockertest"
 	"github.com/slipway-dev/slipway/internal/pipeline"
 	"github.com/slipway-dev/slipway/internal/target/docker"
-	"github.com/slipway-dev/slipway/internal/target/dockercli/dockertest"
 )
 
 // fixture is one test's engine, target and container name, the container removed at the end.

@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"strings"
 	"time"
-
-	"github.com/slipway-dev/slipway/internal/target/dockercli"
 )
 
 // service is the part of `docker service inspect` the target reads.
@@ -51,16 +49,13 @@ func (s *service) status() updateStatus {
 
 // inspect returns the service called name, or nil when there is none.
 func (t *Target) inspect(ctx context.Context, name string) (*service, error) {
-	out, err := t.docker.Output(ctx, "service", "inspect", "--format", "{{json .}}", name)
-	if dockercli.IsNotFound(err) {
-		return nil, nil
-	}
+	var s service
+	found, err := t.docker.Inspect(ctx, "service", name, &s)
 	if err != nil {
 		return nil, fmt.Errorf("inspecting swarm service %s: %w", name, err)
 	}
-	var s service
-	if err := json.Unmarshal(out, &s); err != nil {
-		return nil, fmt.Errorf("inspecting swarm service %s: reading docker's answer: %w", name, err)
+	if !found {
+		return nil, nil
 	}
 	return &s, nil
 }

@@ -9,11 +9,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"regexp"
 	"time"
 
 	"github.com/slipway-dev/slipway/internal/deploy"
-	"github.com/slipway-dev/slipway/internal/target/dockercli"
+	"github.com/slipway-dev/slipway/internal/dockercli"
 )
 
 // Config configures a Target; zero values take the defaults named on each field.
@@ -100,21 +99,15 @@ func (t *Target) Rollback(ctx context.Context, r deploy.Rollout, log deploy.LogF
 	return fmt.Errorf("rolling back to %s: %w", r.Image, err)
 }
 
-// The pipeline validates service names already; checking again keeps a name that starts with
-// "-" from ever reaching docker as a flag.
-var (
-	validName  = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]*$`)
-	pinnedByID = regexp.MustCompile(`^[a-zA-Z0-9][^\s@]*@sha256:[0-9a-f]{64}$`)
-)
-
 func checkRollout(r deploy.Rollout) (service string, err error) {
-	switch {
-	case r.Target.Swarm == nil:
+	if r.Target.Swarm == nil {
 		return "", fmt.Errorf("target %q is not a swarm target", r.Target.Ref())
-	case !validName.MatchString(r.Target.Swarm.Service):
-		return "", fmt.Errorf("invalid swarm service name %q", r.Target.Swarm.Service)
-	case !pinnedByID.MatchString(r.Image):
-		return "", fmt.Errorf("image %q is not pinned by digest (repository@sha256:…)", r.Image)
+	}
+	if err := dockercli.CheckName("swarm service", r.Target.Swarm.Service); err != nil {
+		return "", err
+	}
+	if err := dockercli.CheckPinned(r.Image); err != nil {
+		return "", err
 	}
 	return r.Target.Swarm.Service, nil
 }

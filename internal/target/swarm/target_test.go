@@ -10,8 +10,8 @@ import (
 	"time"
 
 	"github.com/slipway-dev/slipway/internal/deploy"
+	"github.com/slipway-dev/slipway/internal/dockercli/dockertest"
 	"github.com/slipway-dev/slipway/internal/pipeline"
-	"github.com/slipway-dev/slipway/internal/target/dockercli/dockertest"
 	"github.com/slipway-dev/slipway/internal/target/swarm"
 )
 

@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/slipway-dev/slipway/internal/target/dockercli"
+	"github.com/slipway-dev/slipway/internal/dockercli"
 )
 
 // fakeDocker writes a script standing in for the docker binary and returns its path.
@@ -94,5 +94,39 @@ func TestCancelKillsDocker(t *testing.T) {
 	}
 	if d := time.Since(start); d > 5*time.Second {
 		t.Errorf("docker ran on for %s after the context ended", d)
+	}
+}
+
+func TestInspect(t *testing.T) {
+	bin := fakeDocker(t, `case "$5" in
+api) echo '{"Name":"/api"}' ;;
+bad) echo 'not json' ;;
+*) echo "Error: No such object: $5" >&2; exit 1 ;;
+esac`)
+	cli := dockercli.New(bin, "", discard())
+	var v struct{ Name string }
+	if found, err := cli.Inspect(context.Background(), "container", "api", &v); !found || err != nil || v.Name != "/api" {
+		t.Errorf("Inspect(api) = %v, %v, %+v; want true, nil, /api", found, err, v)
+	}
+	if found, err := cli.Inspect(context.Background(), "container", "gone", &v); found || err != nil {
+		t.Errorf("Inspect(gone) = %v, %v; want false, nil", found, err)
+	}
+	if _, err := cli.Inspect(context.Background(), "container", "bad", &v); err == nil || !strings.Contains(err.Error(), "reading docker's answer") {
+		t.Errorf("Inspect(bad) error = %v, want one about docker's answer", err)
+	}
+}
+
+func TestCancelSaysWhy(t *testing.T) {
+	bin := fakeDocker(t, `exec sleep 30`)
+	cli := dockercli.New(bin, "", discard())
+	why := errors.New("deploy timed out")
+	ctx, cancel := context.WithTimeoutCause(context.Background(), 200*time.Millisecond, why)
+	defer cancel()
+	err := cli.Run(ctx, func(string, string) {}, "pull", "registry.example.com/app:secret-tag")
+	if !errors.Is(err, context.DeadlineExceeded) || !errors.Is(err, why) {
+		t.Errorf("error = %v, want one wrapping context.DeadlineExceeded and the cause", err)
+	}
+	if msg := err.Error(); !strings.HasPrefix(msg, "docker pull: ") || strings.Contains(msg, "secret-tag") {
+		t.Errorf("error message %q: want it to name docker pull and no arguments", msg)
 	}
 }

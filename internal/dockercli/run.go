@@ -1,15 +1,16 @@
-// Package dockercli runs the docker CLI for Slipway's build and registry adapters: in its own
-// process group so that cancelling kills it and every helper it started (the buildx plugin is a
-// child process), with its output streamed line by line and the last lines kept for the error.
-//
-// It lives under internal/build because builds are its main user; internal/registry uses it for
-// docker push.
+// Package dockercli runs the docker command-line client for Slipway's build, registry and target
+// adapters: always with an argument list (never a shell), under the caller's context, in a process
+// group of its own so that cancelling kills it and every helper it started (the buildx plugin,
+// credential helpers), with its output streamed line by line and its last lines kept for the
+// error. Slipway drives the CLI rather than the Engine API so that the server behaves exactly like
+// an operator's own `docker` commands, credential helpers and contexts included.
 package dockercli
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"maps"
 	"os"
 	"os/exec"
@@ -29,11 +30,17 @@ const KillGrace = 5 * time.Second
 type Cmd struct {
 	Binary string   // path of the docker CLI
 	Args   []string // arguments after the binary; never through a shell
-	Env    []string // the child's whole environment
+	Env    []string // the child's whole environment; nil inherits ours
 	Dir    string   // working directory, "" for ours
-	// Line receives every line of stdout and stderr as it comes, at most MaxLine bytes long.
-	// Lines of the two streams interleave in the order they are read.
+	// Stdout, if set, receives standard output as it is, for commands whose output is data
+	// (inspect --format); Line then sees standard error only.
+	Stdout io.Writer
+	// Line receives every line of output as it comes, at most MaxLine bytes long. Lines of the
+	// two streams interleave in the order they are read, from two goroutines.
 	Line func(line string)
+	// Collapse drops a line identical to the one before it on the same stream: a command that
+	// redraws a progress display (docker service update --detach=false) repeats itself.
+	Collapse bool
 	// Scrub, if set, rewrites each line before it is passed on or kept for the error: the place
 	// to cut a secret that must never reach a log.
 	Scrub func(string) string
@@ -42,30 +49,41 @@ type Cmd struct {
 	Noise func(string) bool
 }
 
-// Run runs c until it exits or ctx is done. A failure returns an error ending in the last lines
-// of output; when ctx is done the error wraps ctx.Err() rather than "signal: terminated".
+// Run runs c until it exits or ctx is done. A failure returns an *Error holding the last lines
+// of output; when ctx is done the error wraps ctx.Err() and the context's cause rather than
+// "signal: terminated".
 func Run(ctx context.Context, c Cmd) error {
 	cmd := exec.CommandContext(ctx, c.Binary, c.Args...)
 	cmd.Env = c.Env
 	cmd.Dir = c.Dir
 	cmd.Stdin = nil // /dev/null: docker must never wait for a terminal
 
-	var last tail
-	emit := func(line string) {
-		if c.Scrub != nil {
-			line = c.Scrub(line)
-		}
-		if c.Noise == nil || !c.Noise(line) {
-			last.add(line)
-		}
-		if c.Line != nil {
-			c.Line(line)
+	var last, lastErr tail
+	emit := func(keep *tail) func(string) {
+		return func(line string) {
+			if c.Scrub != nil {
+				line = c.Scrub(line)
+			}
+			if c.Noise == nil || !c.Noise(line) {
+				last.add(line)
+				if keep != nil {
+					keep.add(line)
+				}
+			}
+			if c.Line != nil {
+				c.Line(line)
+			}
 		}
 	}
-	stdout, stderr := newLineWriter(MaxLine, emit), newLineWriter(MaxLine, emit)
 	// exec copies each pipe in its own goroutine and waits for both before Wait returns, so the
 	// writers see every byte and need no lock of their own.
-	cmd.Stdout, cmd.Stderr = stdout, stderr
+	stderr := newLineWriter(MaxLine, c.Collapse, emit(&lastErr))
+	var stdout *lineWriter
+	cmd.Stdout, cmd.Stderr = c.Stdout, stderr
+	if c.Stdout == nil {
+		stdout = newLineWriter(MaxLine, c.Collapse, emit(nil))
+		cmd.Stdout = stdout
+	}
 
 	k := &killer{}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -76,29 +94,33 @@ func Run(ctx context.Context, c Cmd) error {
 
 	err := cmd.Run()
 	k.exited()
-	stdout.Close()
+	if stdout != nil {
+		stdout.Close()
+	}
 	stderr.Close()
 	if err == nil {
 		return nil
 	}
+	code := -1
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		code = ee.ExitCode()
+	}
+	// A killed docker says nothing useful; the context says why it was killed.
 	if ctxErr := ctx.Err(); ctxErr != nil {
 		err = ctxErr
+		if cause := context.Cause(ctx); cause != ctxErr {
+			err = fmt.Errorf("%w (%w)", ctxErr, cause)
+		}
 	}
-	detail := last.String()
-	if detail == "" {
-		return err
+	return &Error{
+		Command:  subcommand(c.Args),
+		ExitCode: code,
+		Stderr:   lastErr.String(),
+		Output:   last.String(),
+		Err:      err,
 	}
-	return &Error{Err: err, Output: detail}
 }
-
-// Error is a failed docker command with the last lines of its output.
-type Error struct {
-	Err    error
-	Output string // last non-blank lines, scrubbed
-}
-
-func (e *Error) Error() string { return e.Err.Error() + "; last output:\n" + e.Output }
-func (e *Error) Unwrap() error { return e.Err }
 
 // killer signals the CLI's process group: SIGTERM at once, SIGKILL after KillGrace unless the
 // CLI has exited by then.

@@ -1,7 +1,8 @@
-// Package dockertest holds what the deploy targets' tests share: images built from the test base
-// image and pushed to the test registry, and docker commands run against the test engine. Every
-// helper takes its settings from the environment through testenv.Require, so a test that uses one
-// skips (or fails in CI) without the services.
+// Package dockertest holds what the tests of the packages that drive docker (build, registry, the
+// deploy targets) share: the test engine's settings, images built from the test base image and
+// pushed to the test registry, and docker commands run against the test engine. Every helper takes
+// its settings from the environment through testenv.Require, so a test that uses one skips (or
+// fails in CI) without the services.
 package dockertest
 
 import (

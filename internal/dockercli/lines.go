@@ -8,22 +8,26 @@ import (
 	"unicode/utf8"
 )
 
-// MaxLine bounds one logged line. A build step that prints megabytes without a newline (a minified
-// bundle, a base64 blob) would otherwise hold it all in memory and write it as one row of the log
-// table.
+// MaxLine bounds one logged line. A build step or a container that prints megabytes without a
+// newline (a minified bundle, a base64 blob) would otherwise hold it all in memory and write it
+// as one row of the log table.
 const MaxLine = 16 << 10
 
 // lineWriter splits what a process writes into lines and hands each one to emit. It keeps at most
-// max bytes of the current line; the rest is counted and dropped.
+// max bytes of the current line; the rest is counted and dropped. It is not safe for concurrent
+// use: each output stream gets its own.
 type lineWriter struct {
-	emit    func(string)
-	max     int
-	buf     []byte
-	dropped int // bytes of the current line beyond max
+	emit     func(string)
+	max      int
+	collapse bool // drop a line identical to the one before it
+	buf      []byte
+	dropped  int // bytes of the current line beyond max
+	last     string
+	emitted  bool
 }
 
-func newLineWriter(max int, emit func(string)) *lineWriter {
-	return &lineWriter{emit: emit, max: max}
+func newLineWriter(max int, collapse bool, emit func(string)) *lineWriter {
+	return &lineWriter{emit: emit, max: max, collapse: collapse}
 }
 
 func (w *lineWriter) Write(p []byte) (int, error) {
@@ -63,7 +67,10 @@ func (w *lineWriter) flush() {
 		}
 	} else {
 		// Cut on a rune boundary, so the kept part stays valid UTF-8.
-		for len(line) > 0 && !utf8.Valid(line[len(line)-min(len(line), utf8.UTFMax):]) {
+		for range utf8.UTFMax - 1 {
+			if r, size := utf8.DecodeLastRune(line); r != utf8.RuneError || size != 1 {
+				break
+			}
 			line = line[:len(line)-1]
 		}
 	}
@@ -72,6 +79,10 @@ func (w *lineWriter) flush() {
 		s += fmt.Sprintf("… [line truncated, %d bytes]", len(w.buf)+w.dropped)
 	}
 	w.buf, w.dropped = w.buf[:0], 0
+	if w.collapse && w.emitted && s == w.last {
+		return
+	}
+	w.last, w.emitted = s, true
 	w.emit(s)
 }
 
