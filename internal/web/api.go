@@ -19,6 +19,7 @@ type API interface {
 	DeploymentsByRun(ctx context.Context, runID int64) ([]deploy.Deployment, error)
 	DeploymentGet(ctx context.Context, id int64) (deploy.Deployment, error)
 	DeploymentLogs(ctx context.Context, deploymentID, after int64, limit int) ([]store.LogLine, error)
+	QueueCancel(ctx context.Context, kind string, id int64) (string, error)
 }
 
 // apiRoutes mounts /api/v1: read runs and deployments with their logs. Every call needs one of
@@ -54,6 +55,23 @@ func apiRoutes(r chi.Router, api API, tokens [][]byte) {
 			}
 			writeJSON(w, http.StatusOK, d)
 		})
+		// Cancel a run (before it is planned) or a deployment: a queued one at once, a running one
+		// through its worker's context (the build or rollout stops, and a rollout restores the
+		// previous version).
+		for path, kind := range map[string]string{"/runs/{id}/cancel": store.KindRun, "/deployments/{id}/cancel": store.KindDeployment} {
+			r.Post(path, func(w http.ResponseWriter, req *http.Request) {
+				id, ok := pathID(w, req)
+				if !ok {
+					return
+				}
+				status, err := api.QueueCancel(req.Context(), kind, id)
+				if err != nil {
+					writeError(w, err)
+					return
+				}
+				writeJSON(w, http.StatusAccepted, map[string]any{"id": id, "status": status})
+			})
+		}
 		r.Get("/deployments/{id}/logs", func(w http.ResponseWriter, req *http.Request) {
 			id, ok := pathID(w, req)
 			if !ok {
