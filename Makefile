@@ -20,8 +20,11 @@ build: ## build bin/slipway
 test: ## run all tests with -race against private PostgreSQL, Docker, Swarm and registry (scripts/test.sh)
 	bash scripts/test.sh
 
-vet: ## go vet, and fail on any file gofmt would change
+STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
+
+vet: ## go vet, staticcheck, and fail on any file gofmt would change
 	$(GO) vet ./...
+	$(GO) run $(STATICCHECK) ./...
 	@files=$$($(GO_FILES_CMD) | sort -u) || exit 1; \
 	[ -z "$$files" ] || out=$$(gofmt -l $$files) || exit 1; \
 	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
