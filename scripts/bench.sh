@@ -1,16 +1,22 @@
 #!/usr/bin/env bash
-# Runs the benchmarks against a private PostgreSQL, as scripts/test.sh runs the tests:
-#   scripts/services.sh up (PostgreSQL only) in a temp dir, with pg_stat_statements preloaded;
+# Runs the benchmarks against private services, as scripts/test.sh runs the tests:
+#   scripts/services.sh up (PostgreSQL, Docker, registry, Swarm) in a temp dir, with pg_stat_statements
+#   preloaded;
 #   cmd/slipway-bench: webhook ingest of a real `slipway serve` vs pgbench, and the half-rate latency;
 #   go test -bench BenchmarkPickupLatency ./internal/queue;
+#   go test -bench BenchmarkDeployOverhead ./internal/e2e: webhook accepted → deployment succeeded of a
+#   trivial swarm service vs scripts/deploy-baseline.sh (docker build, push, service update), ~1.5 min;
 #   then services.sh down (always).
 # The numbers are reported against the issue's targets; a missed target does not fail the script.
 #
 # Environment:
 #   SLIPWAY_BENCH_OUT        directory for the results (default /tmp/slipway-bench-results):
-#                            ingest.json, pickup.txt, handler.pprof (CPU profile of the handler)
+#                            ingest.json, pickup.txt, deploy-overhead.txt, handler.pprof (CPU profile
+#                            of the handler)
 #   SLIPWAY_BENCH_ARGS       extra flags for cmd/slipway-bench, e.g. "-duration 5s -concurrency 1,16"
 #   SLIPWAY_BENCH_PICKUPS    runs per pickup benchmark (default 300)
+#   SLIPWAY_BENCH_DEPLOYS    deploys per side in the deploy overhead benchmark (default 5; each pair
+#                            takes ~13 s)
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -32,7 +38,7 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-SLIPWAY_SERVICES=postgres bash "$root/scripts/services.sh" up "$dir"
+SLIPWAY_SERVICES=postgres,docker,registry,swarm bash "$root/scripts/services.sh" up "$dir"
 # shellcheck source=/dev/null
 source "$dir/env"
 
@@ -72,11 +78,17 @@ echo "bench.sh: pickup latency" >&2
 go test -run '^$' -bench BenchmarkPickupLatency -benchtime "${SLIPWAY_BENCH_PICKUPS:-300}x" -count 1 \
 	./internal/queue | tee "$out/pickup.txt" || status=$?
 
+# The same server binary as the ingest benchmark; the benchmark itself is compiled from the working tree.
+echo "bench.sh: deploy overhead vs scripts/deploy-baseline.sh (target: ratio <= 1.10)" >&2
+SLIPWAY_BENCH_SERVER_BIN=$bin go test -run '^$' -bench BenchmarkDeployOverhead \
+	-benchtime "${SLIPWAY_BENCH_DEPLOYS:-5}x" -count 1 -timeout 15m \
+	./internal/e2e | tee "$out/deploy-overhead.txt" || status=$?
+
 if [[ -s $out/handler.pprof ]]; then
 	echo
 	echo "CPU profile of the in-process webhook handler (load generator included), top functions by cumulative time:"
 	go tool pprof -top -cum -nodecount 35 "$out/handler.pprof" 2>/dev/null | sed -n '1,45p' || true
 fi
 echo
-echo "bench.sh: results in $out (ingest.json, pickup.txt, handler.pprof: go tool pprof -http :0 $out/handler.pprof)"
+echo "bench.sh: results in $out (ingest.json, pickup.txt, deploy-overhead.txt, handler.pprof: go tool pprof -http :0 $out/handler.pprof)"
 exit "$status"

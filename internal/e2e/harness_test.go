@@ -60,11 +60,11 @@ func binary(t *testing.T) string {
 
 // gitRepo is a local repository the test commits to.
 type gitRepo struct {
-	t   *testing.T
+	t   testing.TB
 	dir string
 }
 
-func newGitRepo(t *testing.T) *gitRepo {
+func newGitRepo(t testing.TB) *gitRepo {
 	t.Helper()
 	r := &gitRepo{t: t, dir: filepath.Join(t.TempDir(), "app.git")}
 	r.git("init", "-q", "-b", "main", r.dir)
@@ -164,7 +164,7 @@ func (s *gatedGitServer) release() {
 
 // server is one running `slipway serve` process.
 type server struct {
-	t    *testing.T
+	t    testing.TB
 	cmd  *exec.Cmd
 	URL  string
 	logs *syncBuffer
@@ -188,7 +188,7 @@ func (b *syncBuffer) String() string {
 	return b.buf.String()
 }
 
-func freePort(t *testing.T) int {
+func freePort(t testing.TB) int {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -323,12 +323,12 @@ func (s *server) push(repo, branch, before, after, message string) int64 {
 
 // db is the test's own view of the database the server uses.
 type db struct {
-	t   *testing.T
+	t   testing.TB
 	url string
 	st  *store.Store
 }
 
-func newDB(t *testing.T) *db {
+func newDB(t testing.TB) *db {
 	t.Helper()
 	url := testenv.DatabaseURL(t)
 	st, err := store.Open(context.Background(), url, 4)
