@@ -100,6 +100,7 @@ func serve(ctx context.Context, args, env []string, stderr io.Writer) error {
 		Gatherer: reg,
 		API:      st,
 		Tokens:   reveal(cfg.API.Tokens),
+		Version:  version,
 		Logger:   logger,
 	})
 	srv := &http.Server{Handler: router, ReadHeaderTimeout: 10 * time.Second}

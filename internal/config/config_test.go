@@ -137,3 +137,18 @@ func TestMatchPush(t *testing.T) {
 		}
 	}
 }
+
+// The example in deploy/ must stay a configuration the server accepts.
+func TestExampleConfig(t *testing.T) {
+	cfg, err := Load(filepath.Join("..", "..", "deploy", "slipway.example.yml"),
+		[]string{base, "SLIPWAY_WEBHOOK_SECRET=example-secret"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cfg.ValidateServe(); err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.Repositories) != 2 || len(cfg.Policy.Rules) != 2 {
+		t.Errorf("example lost its repositories or policy: %+v", cfg)
+	}
+}

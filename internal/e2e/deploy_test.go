@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"strings"
@@ -12,7 +13,6 @@ import (
 	"time"
 
 	"github.com/slipway-dev/slipway/internal/deploy"
-	"github.com/slipway-dev/slipway/internal/store"
 	"github.com/slipway-dev/slipway/internal/testenv"
 )
 
@@ -301,8 +301,16 @@ func TestCancelDuringBuild(t *testing.T) {
 	dep := waitDeployment(t, d, runID, func(dep deploy.Deployment) bool {
 		return dep.Status == deploy.StatusBuilding && strings.Contains(d.logs(dep.ID), marker)
 	})
-	if _, err := d.st.QueueCancel(context.Background(), store.KindDeployment, dep.ID); err != nil {
-		t.Fatal(err)
+	path := fmt.Sprintf("/deployments/%d/cancel", dep.ID)
+	if code := srv.api(http.MethodPost, path, "", nil); code != http.StatusUnauthorized {
+		t.Errorf("cancel without a token: %d", code)
+	}
+	if code := srv.api(http.MethodPost, path, "wrong-token-0123456789", nil); code != http.StatusUnauthorized {
+		t.Errorf("cancel with a wrong token: %d", code)
+	}
+	var answer struct{ Status string }
+	if code := srv.api(http.MethodPost, path, apiToken, &answer); code != http.StatusAccepted || answer.Status != "building" {
+		t.Fatalf("cancel: %d %+v", code, answer)
 	}
 	start := time.Now()
 	final := waitDeployment(t, d, runID, func(dep deploy.Deployment) bool { return dep.Status.Final() })
@@ -320,6 +328,13 @@ func TestCancelDuringBuild(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	t.Logf("cancelled and build process gone in %s", time.Since(start).Round(time.Millisecond))
+	if code := srv.api(http.MethodPost, path, apiToken, nil); code != http.StatusConflict {
+		t.Errorf("cancelling a cancelled deployment: %d, want 409", code)
+	}
+	var got deploy.Deployment
+	if code := srv.api(http.MethodGet, fmt.Sprintf("/deployments/%d", dep.ID), apiToken, &got); code != 200 || got.Status != deploy.StatusCancelled {
+		t.Errorf("GET deployment: %d %s", code, got.Status)
+	}
 }
 
 // Three pushes while the first is building: the middle one is superseded, the last deploys after

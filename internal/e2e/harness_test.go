@@ -29,7 +29,10 @@ import (
 	"github.com/slipway-dev/slipway/internal/testenv"
 )
 
-const webhookSecret = "e2e-webhook-secret-value"
+const (
+	webhookSecret = "e2e-webhook-secret-value"
+	apiToken      = "e2e-api-token-0123456789"
+)
 
 var (
 	buildOnce sync.Once
@@ -218,6 +221,7 @@ func launch(t *testing.T, dbURL, probe string, env ...string) *server {
 		"SLIPWAY_DATABASE_URL="+dbURL,
 		"SLIPWAY_LISTEN_ADDR="+addr,
 		"SLIPWAY_WEBHOOK_SECRET="+webhookSecret,
+		"SLIPWAY_API_TOKENS="+apiToken,
 		"SLIPWAY_LOG_FORMAT=text",
 		"SLIPWAY_LOG_LEVEL=debug",
 		"SLIPWAY_GIT_CACHE_DIR="+filepath.Join(t.TempDir(), "git"),
@@ -274,6 +278,24 @@ func (s *server) stop(timeout time.Duration) error {
 		s.t.Fatalf("slipway did not exit within %s of SIGTERM:\n%s", timeout, s.logs.String())
 		return nil
 	}
+}
+
+// api calls the JSON API with token ("" for none) and decodes the answer into out.
+func (s *server) api(method, path, token string, out any) int {
+	s.t.Helper()
+	req, _ := http.NewRequest(method, s.URL+"/api/v1"+path, nil)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if out != nil {
+		_ = json.NewDecoder(resp.Body).Decode(out)
+	}
+	return resp.StatusCode
 }
 
 // pushPayload is a push event as GitHub sends it, reduced to what Slipway reads.

@@ -35,6 +35,9 @@ func TestHealthAndMetrics(t *testing.T) {
 	if code, body := get(t, srv.URL+"/readyz"); code != 200 {
 		t.Errorf("/readyz: %d %s", code, body)
 	}
+	if code, body := get(t, srv.URL+"/"); code != 200 || !strings.Contains(body, "Slipway") || !strings.Contains(body, ">ready<") {
+		t.Errorf("/: %d %s", code, body)
+	}
 	srv.push("acme/app", "main", zeroSHA, strings.Repeat("a", 40), "x")
 	srv.push("acme/app", "feature", zeroSHA, strings.Repeat("b", 40), "x")
 	code, body := get(t, srv.URL+"/metrics")

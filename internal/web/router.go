@@ -5,6 +5,7 @@ package web
 import (
 	"context"
 	"encoding/json"
+	"html/template"
 	"log/slog"
 	"net/http"
 	"time"
@@ -15,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/slipway-dev/slipway/internal/deploy"
+	assets "github.com/slipway-dev/slipway/web"
 )
 
 // Readiness reports whether the database answers and holds the current schema.
@@ -29,8 +31,11 @@ type Deps struct {
 	Gatherer prometheus.Gatherer
 	API      API
 	Tokens   [][]byte // API bearer tokens
+	Version  string
 	Logger   *slog.Logger
 }
+
+var pages = template.Must(template.ParseFS(assets.FS, "templates/*.html"))
 
 // NewRouter builds the router.
 func NewRouter(d Deps) http.Handler {
@@ -48,6 +53,23 @@ func NewRouter(d Deps) http.Handler {
 			return
 		}
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+	})
+	r.Get("/", func(w http.ResponseWriter, req *http.Request) {
+		ctx, cancel := context.WithTimeout(req.Context(), 2*time.Second)
+		defer cancel()
+		page := struct {
+			Version, ReadyError string
+			Ready               bool
+		}{Version: d.Version}
+		if err := d.Ready.Ready(ctx); err != nil {
+			page.ReadyError = err.Error()
+		} else {
+			page.Ready = true
+		}
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		if err := pages.ExecuteTemplate(w, "index.html", page); err != nil {
+			d.Logger.ErrorContext(ctx, "rendering index", "err", err)
+		}
 	})
 	r.Method(http.MethodGet, "/metrics", promhttp.HandlerFor(d.Gatherer, promhttp.HandlerOpts{}))
 	r.Method(http.MethodPost, "/webhooks/github", d.Webhook)
