@@ -3,6 +3,7 @@ package deploy
 import (
 	"context"
 	"errors"
+	"fmt"
 
 	"github.com/slipway-dev/slipway/internal/pipeline"
 )
@@ -61,3 +62,20 @@ type Target interface {
 
 // ErrRolledBack marks a rollout that failed and was reverted to the previous version.
 var ErrRolledBack = errors.New("rolled back to the previous version")
+
+// RolloutError words the failure of a target's Deploy or Rollback of image. restored says the
+// target put back what ran before. Only a failed deploy that restored wraps ErrRolledBack: after a
+// failed rollback, what runs again is the version being rolled back from, not a previous one.
+func RolloutError(rollback bool, image string, restored bool, err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case rollback && restored:
+		return fmt.Errorf("rolling back to %s: %w (what ran before is running again)", image, err)
+	case rollback:
+		return fmt.Errorf("rolling back to %s: %w", image, err)
+	case restored:
+		return fmt.Errorf("deploying %s: %w: %w", image, err, ErrRolledBack)
+	}
+	return fmt.Errorf("deploying %s: %w", image, err)
+}

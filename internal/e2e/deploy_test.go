@@ -18,14 +18,14 @@ import (
 
 // dockerEnv is what a deployment test needs from the harness.
 type dockerEnv struct {
-	t        *testing.T
+	t        testing.TB
 	cli      string
 	registry string
 	base     string
 	id       string // unique per test, for image, container and service names
 }
 
-func needDocker(t *testing.T) *dockerEnv {
+func needDocker(t testing.TB) *dockerEnv {
 	t.Helper()
 	testenv.Require(t, "DOCKER_HOST")
 	b := make([]byte, 4)

@@ -204,19 +204,21 @@ func freePort(t testing.TB) int {
 // startServer runs slipway serve against dbURL with env added, and waits until it is ready.
 func startServer(t *testing.T, dbURL string, env ...string) *server {
 	t.Helper()
-	return launch(t, dbURL, "/readyz", env...)
+	return launch(t, binary(t), dbURL, "/readyz", env...)
 }
 
 // startServerNotReady waits only for the process to answer /healthz.
 func startServerNotReady(t *testing.T, dbURL string, env ...string) *server {
 	t.Helper()
-	return launch(t, dbURL, "/healthz", env...)
+	return launch(t, binary(t), dbURL, "/healthz", env...)
 }
 
-func launch(t *testing.T, dbURL, probe string, env ...string) *server {
+// launch runs bin serve against dbURL, tuned for tests (debug logs, a short poll), env coming last
+// so it can override any of that, and waits until probe answers 200.
+func launch(t testing.TB, bin, dbURL, probe string, env ...string) *server {
 	t.Helper()
 	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	cmd := exec.Command(binary(t), "serve")
+	cmd := exec.Command(bin, "serve")
 	cmd.Env = append(os.Environ(),
 		"SLIPWAY_DATABASE_URL="+dbURL,
 		"SLIPWAY_LISTEN_ADDR="+addr,

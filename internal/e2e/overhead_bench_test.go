@@ -4,24 +4,19 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/slipway-dev/slipway/internal/deploy"
-	"github.com/slipway-dev/slipway/internal/testenv"
 )
 
 // benchMonitor is the swarm update monitor both sides are asked for. The server's is read back from
@@ -47,7 +42,7 @@ const benchMonitor = "1s"
 // the slipway binary to run; without it one is built, without -race (the tests' binary has the
 // race detector, which would slow the server down).
 func BenchmarkDeployOverhead(b *testing.B) {
-	e := newBenchDocker(b)
+	e := needDocker(b)
 	d := newDB(b)
 	conn, err := pgx.Connect(context.Background(), d.url)
 	if err != nil {
@@ -61,7 +56,7 @@ func BenchmarkDeployOverhead(b *testing.B) {
 
 	slipwaySvc, scriptSvc := "bench-slipway-"+e.id, "bench-script-"+e.id
 	for _, svc := range []string{slipwaySvc, scriptSvc} {
-		e.mustDocker(b, "service", "create", "--detach", "--name", svc, "--network", "host",
+		e.mustDocker("service", "create", "--detach", "--name", svc, "--network", "host",
 			"--stop-grace-period", "1s", e.base, "sh", "-c", "trap 'exit 0' TERM; while true; do sleep 1; done")
 		b.Cleanup(func() { _, _ = e.docker("service", "rm", svc) })
 	}
@@ -86,12 +81,7 @@ func BenchmarkDeployOverhead(b *testing.B) {
 		return repo.commit(fmt.Sprintf("version %d", n))
 	}
 
-	srv := launchBenchServer(b, d.url,
-		benchConfig(b, repo.dir, e.registry),
-		"SLIPWAY_DOCKER_BINARY="+e.cli,
-		"SLIPWAY_DOCKER_BUILD_NETWORK=host",
-		"SLIPWAY_DOCKER_SWARM_UPDATE_MONITOR="+benchMonitor,
-	)
+	srv := launchBenchServer(b, d.url, append(e.serverEnv(repo.dir), "SLIPWAY_DOCKER_SWARM_UPDATE_MONITOR="+benchMonitor)...)
 	slipway := func(before, after string) slipwayTimes {
 		b.Helper()
 		runID := srv.push("acme/app", "main", before, after, "bench")
@@ -103,7 +93,7 @@ func BenchmarkDeployOverhead(b *testing.B) {
 	// server's monitor is known and the script gets the same one.
 	prev := change(0)
 	slipway(zeroSHA, prev)
-	monitor := e.mustDocker(b, "service", "inspect", "--format", "{{.Spec.UpdateConfig.Monitor}}", slipwaySvc)
+	monitor := e.mustDocker("service", "inspect", "--format", "{{.Spec.UpdateConfig.Monitor}}", slipwaySvc)
 	if _, err := time.ParseDuration(monitor); err != nil {
 		b.Fatalf("the update monitor of %s is %q: %v", slipwaySvc, monitor, err)
 	}
@@ -295,53 +285,6 @@ func median(v []float64) float64 {
 	return s[len(s)/2]
 }
 
-// benchDocker is the benchmark's view of the harness's engine and registry (dockerEnv is tied to
-// a *testing.T).
-type benchDocker struct {
-	cli, registry, base, id string
-}
-
-func newBenchDocker(b *testing.B) *benchDocker {
-	b.Helper()
-	testenv.Require(b, "DOCKER_HOST")
-	id := make([]byte, 4)
-	_, _ = rand.Read(id)
-	return &benchDocker{
-		cli:      testenv.Require(b, "SLIPWAY_TEST_DOCKER_CLI"),
-		registry: testenv.Require(b, "SLIPWAY_TEST_REGISTRY"),
-		base:     testenv.Require(b, "SLIPWAY_TEST_BASE_IMAGE"),
-		id:       hex.EncodeToString(id),
-	}
-}
-
-func (e *benchDocker) docker(args ...string) (string, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, e.cli, args...).CombinedOutput()
-	return strings.TrimSpace(string(out)), err
-}
-
-func (e *benchDocker) mustDocker(b *testing.B, args ...string) string {
-	b.Helper()
-	out, err := e.docker(args...)
-	if err != nil {
-		b.Fatalf("docker %v: %v\n%s", args, err, out)
-	}
-	return out
-}
-
-// benchConfig writes the server's config file, as repoConfig does for the tests.
-func benchConfig(b *testing.B, cloneURL, registry string) string {
-	b.Helper()
-	cfg := fmt.Sprintf("repositories:\n  - name: acme/app\n    clone_url: %s\npolicy:\n  allow_all: true\n"+
-		"registries:\n  - host: %s\n    insecure: true\n", cloneURL, registry)
-	path := filepath.Join(b.TempDir(), "slipway.yml")
-	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
-		b.Fatal(err)
-	}
-	return "SLIPWAY_CONFIG=" + path
-}
-
 // benchBinary is SLIPWAY_BENCH_SERVER_BIN, or cmd/slipway built without the race detector.
 func benchBinary(b *testing.B) string {
 	b.Helper()
@@ -356,57 +299,9 @@ func benchBinary(b *testing.B) string {
 }
 
 // launchBenchServer runs slipway serve as production would: no race detector, info logs, the
-// default queue poll interval (NOTIFY wakes the workers), and waits until it is ready.
+// default queue poll interval (NOTIFY wakes the workers).
 func launchBenchServer(b *testing.B, dbURL string, env ...string) *server {
 	b.Helper()
-	addr := fmt.Sprintf("127.0.0.1:%d", freePort(b))
-	cmd := exec.Command(benchBinary(b), "serve")
-	cmd.Env = append(os.Environ(),
-		"SLIPWAY_DATABASE_URL="+dbURL,
-		"SLIPWAY_LISTEN_ADDR="+addr,
-		"SLIPWAY_WEBHOOK_SECRET="+webhookSecret,
-		"SLIPWAY_LOG_FORMAT=text",
-		"SLIPWAY_LOG_LEVEL=info",
-		"SLIPWAY_GIT_CACHE_DIR="+filepath.Join(b.TempDir(), "git"),
-		"SLIPWAY_GIT_WORK_DIR="+b.TempDir(),
-	)
-	cmd.Env = append(cmd.Env, env...)
-	s := &server{t: b, cmd: cmd, URL: "http://" + addr, logs: &syncBuffer{}, done: make(chan error, 1)}
-	cmd.Stdout, cmd.Stderr = s.logs, s.logs
-	if err := cmd.Start(); err != nil {
-		b.Fatal(err)
-	}
-	go func() { s.done <- cmd.Wait() }()
-	b.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-s.done:
-		case <-time.After(30 * time.Second):
-			_ = cmd.Process.Kill()
-			<-s.done
-		}
-		if b.Failed() {
-			b.Logf("slipway logs:\n%s", s.logs.String())
-		}
-	})
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		resp, err := http.Get(s.URL + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return s
-			}
-		}
-		select {
-		case err := <-s.done:
-			s.done <- err // for the cleanup
-			b.Fatalf("slipway exited before ready: %v\n%s", err, s.logs.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			b.Fatalf("slipway not ready in time:\n%s", s.logs.String())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	return launch(b, benchBinary(b), dbURL, "/readyz",
+		append([]string{"SLIPWAY_LOG_LEVEL=info", "SLIPWAY_QUEUE_POLL_INTERVAL=2s"}, env...)...)
 }

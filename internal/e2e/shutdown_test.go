@@ -75,7 +75,7 @@ func TestShutdownReleasesUnfinishedWork(t *testing.T) {
 
 // repoConfig writes a config file naming acme/app with its clone URL (the webhook payload names
 // GitHub, which this machine cannot reach) and returns the SLIPWAY_CONFIG entry for it.
-func repoConfig(t *testing.T, cloneURL string, extra ...string) string {
+func repoConfig(t testing.TB, cloneURL string, extra ...string) string {
 	t.Helper()
 	cfg := "repositories:\n  - name: acme/app\n    clone_url: " + cloneURL + "\npolicy:\n  allow_all: true\n" + strings.Join(extra, "\n")
 	path := filepath.Join(t.TempDir(), "slipway.yml")

@@ -78,13 +78,7 @@ func New(cfg Config, logger *slog.Logger) (*Target, error) {
 // container fails and the previous one is running again, the error wraps deploy.ErrRolledBack.
 func (t *Target) Deploy(ctx context.Context, r deploy.Rollout, log deploy.LogFunc) error {
 	restored, err := t.rollout(ctx, r, log)
-	if err == nil {
-		return nil
-	}
-	if restored {
-		return fmt.Errorf("deploying %s: %w: %w", r.Image, err, deploy.ErrRolledBack)
-	}
-	return fmt.Errorf("deploying %s: %w", r.Image, err)
+	return deploy.RolloutError(false, r.Image, restored, err)
 }
 
 // Rollback runs r.Image, a known-good image, exactly as Deploy would. Its failure is a plain
@@ -92,13 +86,7 @@ func (t *Target) Deploy(ctx context.Context, r deploy.Rollout, log deploy.LogFun
 // to roll back to but the version being rolled back from.
 func (t *Target) Rollback(ctx context.Context, r deploy.Rollout, log deploy.LogFunc) error {
 	restored, err := t.rollout(ctx, r, log)
-	if err == nil {
-		return nil
-	}
-	if restored {
-		return fmt.Errorf("rolling back to %s: %w (the container it replaced is running again)", r.Image, err)
-	}
-	return fmt.Errorf("rolling back to %s: %w", r.Image, err)
+	return deploy.RolloutError(true, r.Image, restored, err)
 }
 
 func checkRollout(r deploy.Rollout) (*pipeline.DockerTarget, error) {

@@ -76,13 +76,7 @@ func New(cfg Config, logger *slog.Logger) (*Target, error) {
 // timeout) rolled the service back, the error wraps deploy.ErrRolledBack.
 func (t *Target) Deploy(ctx context.Context, r deploy.Rollout, log deploy.LogFunc) error {
 	rolledBack, err := t.update(ctx, r, log)
-	if err == nil {
-		return nil
-	}
-	if rolledBack {
-		return fmt.Errorf("deploying %s: %w: %w", r.Image, err, deploy.ErrRolledBack)
-	}
-	return fmt.Errorf("deploying %s: %w", r.Image, err)
+	return deploy.RolloutError(false, r.Image, rolledBack, err)
 }
 
 // Rollback updates the service to r.Image, a known-good image, as Deploy does. It is not `docker
@@ -90,13 +84,7 @@ func (t *Target) Deploy(ctx context.Context, r deploy.Rollout, log deploy.LogFun
 // Its failure is a plain error even when Swarm rolled the update back.
 func (t *Target) Rollback(ctx context.Context, r deploy.Rollout, log deploy.LogFunc) error {
 	rolledBack, err := t.update(ctx, r, log)
-	if err == nil {
-		return nil
-	}
-	if rolledBack {
-		return fmt.Errorf("rolling back to %s: %w (the service is back on the image it had)", r.Image, err)
-	}
-	return fmt.Errorf("rolling back to %s: %w", r.Image, err)
+	return deploy.RolloutError(true, r.Image, rolledBack, err)
 }
 
 func checkRollout(r deploy.Rollout) (service string, err error) {
