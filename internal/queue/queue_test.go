@@ -150,22 +150,12 @@ func TestClaimExactlyOnce(t *testing.T) {
 	}
 }
 
-// Two queues stand for two replicas: every item runs exactly once, and no service+environment ever
-// has two deployments running at once, though many wait in the queue together.
+// Two queues stand for two replicas while pushes keep coming: every run is planned exactly once;
+// no deployment runs twice; no service+environment ever has two deployments running at once; and
+// for each one the newest push is what ends up deployed, older ones succeeding or superseded.
 func TestTwoReplicas(t *testing.T) {
 	st := testenv.Store(t)
-	const items, keys = 120, 6
-	runIDs := make([]int64, items)
-	for i := range runIDs {
-		runIDs[i] = newRun(t, st)
-	}
-	// One deployment per run, all sharing 6 service+environment keys.
-	_, err := st.Pool().Exec(context.Background(), `
-		INSERT INTO deployments (run_id, repo, service, environment, commit_sha)
-		SELECT id, 'o/r', 'svc' || (id % $1), 'prod', $2 FROM runs`, keys, sha)
-	if err != nil {
-		t.Fatal(err)
-	}
+	const waves, keys = 20, 6
 	var (
 		mu        sync.Mutex
 		ran       = map[string]int{}
@@ -197,15 +187,29 @@ func TestTwoReplicas(t *testing.T) {
 	h := handlers{run: record(store.KindRun), deployment: record(store.KindDeployment)}
 	startQueue(t, st, "replica-a", 8, h, nil)
 	startQueue(t, st, "replica-b", 8, h, nil)
-	waitFor(t, "all items finished", func() bool {
-		return countWhere(t, st, `SELECT count(*) FROM deployments WHERE status = 'succeeded'`) == items &&
-			countWhere(t, st, `SELECT count(*) FROM runs WHERE status = 'planned'`) == items
+	newest := map[string]int64{}
+	for range waves {
+		for k := range keys {
+			svc := fmt.Sprintf("svc%d", k)
+			ids, err := st.DeploymentsEnqueue(context.Background(), []deploy.NewDeployment{
+				{RunID: newRun(t, st), Repo: "o/r", Service: svc, Environment: "prod", CommitSHA: sha}})
+			if err != nil || len(ids) != 1 {
+				t.Fatalf("enqueue: %v %v", ids, err)
+			}
+			newest[svc] = ids[0]
+		}
+	}
+	waitFor(t, "all items final", func() bool {
+		return countWhere(t, st, `SELECT count(*) FROM deployments WHERE status NOT IN ('succeeded', 'superseded')`) == 0 &&
+			countWhere(t, st, `SELECT count(*) FROM runs WHERE status = 'planned'`) == waves*keys
 	})
+	for svc, id := range newest {
+		if s, _, _ := status(t, st, "deployments", id); s != "succeeded" {
+			t.Errorf("newest deployment of %s is %s", svc, s)
+		}
+	}
 	mu.Lock()
 	defer mu.Unlock()
-	if len(ran) != 2*items {
-		t.Errorf("ran %d distinct items, want %d", len(ran), 2*items)
-	}
 	for k, n := range ran {
 		if n != 1 {
 			t.Errorf("%s ran %d times", k, n)
@@ -214,7 +218,7 @@ func TestTwoReplicas(t *testing.T) {
 	if violation.Load() {
 		t.Error("two deployments of one service+environment ran at once")
 	}
-	if n := countWhere(t, st, `SELECT count(DISTINCT lease_owner) FROM deployments`); n != 0 {
+	if n := countWhere(t, st, `SELECT count(*) FROM deployments WHERE lease_owner IS NOT NULL`); n != 0 {
 		t.Errorf("%d leases left behind", n)
 	}
 }
@@ -490,5 +494,42 @@ func TestWorkerLimit(t *testing.T) {
 	})
 	if p := peak.Load(); p != 2 {
 		t.Errorf("peak concurrency %d, want 2", p)
+	}
+}
+
+// A deployment rescued after a newer push of its service was queued never runs: the newer one
+// deploys and the old one ends superseded.
+func TestRescuedDeploymentDoesNotOverrideNewer(t *testing.T) {
+	st := testenv.Store(t)
+	enqueue := func() int64 {
+		ids, err := st.DeploymentsEnqueue(context.Background(), []deploy.NewDeployment{
+			{RunID: newRun(t, st), Repo: "o/r", Service: "api", Environment: "prod", CommitSHA: sha}})
+		if err != nil || len(ids) != 1 {
+			t.Fatalf("enqueue: %v %v", ids, err)
+		}
+		return ids[0]
+	}
+	old := enqueue()
+	if c, ok, err := st.QueueClaim(context.Background(), store.KindDeployment, "dead-worker", 300*time.Millisecond); err != nil || !ok || c.ID != old {
+		t.Fatalf("claim: %+v %v %v", c, ok, err)
+	}
+	newer := enqueue() // waits: the old one is active until its lease runs out
+	var mu sync.Mutex
+	var ran []int64
+	startQueue(t, st, "survivor", 2, handlers{deployment: func(_ context.Context, job queue.Job) error {
+		mu.Lock()
+		ran = append(ran, job.ID)
+		mu.Unlock()
+		return nil
+	}}, nil)
+	waitFor(t, "old superseded", func() bool { s, _, _ := status(t, st, "deployments", old); return s == "superseded" })
+	waitFor(t, "newer succeeded", func() bool { s, _, _ := status(t, st, "deployments", newer); return s == "succeeded" })
+	mu.Lock()
+	defer mu.Unlock()
+	if len(ran) != 1 || ran[0] != newer {
+		t.Errorf("ran %v, want only %d", ran, newer)
+	}
+	if _, _, msg := status(t, st, "deployments", old); msg != fmt.Sprintf("superseded by deployment %d", newer) {
+		t.Errorf("old deployment's error %q", msg)
 	}
 }

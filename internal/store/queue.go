@@ -57,9 +57,15 @@ type Claimed struct {
 func claimSQL(t queueTable) string {
 	extra, stage := "", ""
 	if t.name == "deployments" {
+		// A deployment put back in the queue (retry, rescue, release) after a newer push of the
+		// same service+environment must never run: it would roll the older code out over the newer.
+		// deploymentsSupersedeStale marks it superseded; until then it is passed over.
 		extra = `AND NOT EXISTS (SELECT 1 FROM deployments a
 			WHERE a.repo = q.repo AND a.service = q.service AND a.environment = q.environment
-			  AND a.status IN ` + t.active + `)`
+			  AND a.status IN ` + t.active + `)
+		AND NOT EXISTS (SELECT 1 FROM deployments n
+			WHERE n.repo = q.repo AND n.service = q.service AND n.environment = q.environment
+			  AND n.id > q.id AND n.status NOT IN ('superseded', 'cancelled'))`
 		stage = ", building_at = now()"
 	}
 	return `
@@ -188,7 +194,8 @@ type Rescued struct {
 
 // QueueRescue takes back every item of kind whose lease has expired: its worker died or hangs.
 // It is queued again after an exponential backoff (base·2^attempt, capped at 64·base), or failed
-// with a reason once it has used its attempts.
+// with a reason once it has used its attempts. For deployments it also supersedes queued ones that
+// a newer deployment of the same service+environment has overtaken.
 func (s *Store) QueueRescue(ctx context.Context, kind string, backoffBase time.Duration) ([]Rescued, error) {
 	t, err := tableFor(kind)
 	if err != nil {
@@ -212,8 +219,30 @@ func (s *Store) QueueRescue(ctx context.Context, kind string, backoffBase time.D
 		r := Rescued{Kind: kind}
 		return r, row.Scan(&r.ID, &r.Status)
 	})
-	return out, interpret(err, "rescuing "+kind)
+	if err != nil {
+		return nil, interpret(err, "rescuing "+kind)
+	}
+	if kind == KindDeployment {
+		if _, err := s.pool.Exec(ctx, deploymentsSupersedeStale); err != nil {
+			return out, interpret(err, "superseding stale deployments")
+		}
+	}
+	return out, nil
 }
+
+// deploymentsSupersedeStale is latest-wins for deployments that came back to the queue after a
+// newer one of the same service+environment was created (whatever became of the newer one).
+const deploymentsSupersedeStale = `
+UPDATE deployments q SET status = 'superseded', superseded_by = n.newest, finished_at = now(), updated_at = now(),
+	error = 'superseded by deployment ' || n.newest
+FROM (
+	SELECT d.id, max(m.id) AS newest FROM deployments d
+	JOIN deployments m ON m.repo = d.repo AND m.service = d.service AND m.environment = d.environment
+		AND m.id > d.id AND m.status NOT IN ('superseded', 'cancelled')
+	WHERE d.status = 'queued'
+	GROUP BY d.id
+) n
+WHERE q.id = n.id AND q.status = 'queued'`
 
 // QueueCancel asks for an item to be cancelled: a queued one is cancelled at once, a claimed one is
 // flagged and its worker told through NOTIFY (and through its next heartbeat, should that be lost).
