@@ -13,13 +13,13 @@ func (q *Queue) listen(ctx context.Context) {
 	err := q.store.Listen(ctx, []string{store.ChannelWork, store.ChannelCancel}, func(channel, payload string) {
 		switch channel {
 		case store.ChannelWork:
-			q.Wake()
+			q.Wake(payload)
 		case store.ChannelCancel:
 			q.cancelItem(payload, ErrCancelRequested)
 		case "":
 			// Reconnected after an error: anything may have been missed, so look now.
 			q.logger.WarnContext(ctx, "listen connection lost, reconnected", "err", payload)
-			q.Wake()
+			q.Wake("")
 		}
 	}, func() { q.listenOK.Do(func() { close(q.listening) }) })
 	if err != nil && ctx.Err() == nil {
@@ -58,7 +58,7 @@ func (q *Queue) RescueNow(ctx context.Context) {
 				"status", strings.ToLower(r.Status))
 		}
 		if len(rescued) > 0 {
-			q.Wake()
+			q.Wake(k.Name)
 		}
 	}
 }

@@ -78,6 +78,7 @@ type Queue struct {
 
 	mu        sync.Mutex
 	running   map[string]*running // by itemKey
+	woken     map[string]bool     // kinds Wake was called for, taken by dispatch
 	listening chan struct{}       // closed when LISTEN is first established
 	listenOK  sync.Once
 }
@@ -125,6 +126,7 @@ func New(cfg Config, st Store, m *metrics.Metrics, logger *slog.Logger) (*Queue,
 		wake:      make(chan struct{}, 1),
 		freed:     make(chan struct{}, 1),
 		running:   map[string]*running{},
+		woken:     map[string]bool{},
 		listening: make(chan struct{}),
 	}, nil
 }
@@ -134,8 +136,19 @@ func itemKey(kind string, id int64) string { return fmt.Sprintf("%s:%d", kind, i
 // Listening is closed once the queue's LISTEN connection is first established; tests wait on it.
 func (q *Queue) Listening() <-chan struct{} { return q.listening }
 
-// Wake tells the queue there may be work, as a notification would.
-func (q *Queue) Wake() { signal(q.wake) }
+// Wake tells the queue there may be work of kind ("" for any kind), as a notification would.
+func (q *Queue) Wake(kind string) {
+	q.mu.Lock()
+	if kind == "" {
+		for _, k := range q.cfg.Kinds {
+			q.woken[k.Name] = true
+		}
+	} else if _, ok := q.kinds[kind]; ok {
+		q.woken[kind] = true
+	}
+	q.mu.Unlock()
+	signal(q.wake)
+}
 
 func signal(ch chan struct{}) {
 	select {
@@ -172,14 +185,22 @@ func (q *Queue) Run(ctx context.Context) error {
 	return nil
 }
 
-// dispatch fills free worker slots with claimed items until ctx is done.
+// dispatch fills free worker slots with claimed items until ctx is done. It asks the database
+// only for kinds that may have work: all of them on the poll tick, the notified kind on a wake-up,
+// and all again when a slot frees after the workers were full.
 func (q *Queue) dispatch(ctx context.Context, workers *sync.WaitGroup) {
 	poll := time.NewTicker(q.cfg.PollInterval)
 	defer poll.Stop()
+	want := q.allKinds()
 	next := 0 // round-robin over kinds so one busy kind cannot starve another
 	for {
-		for q.runningCount() < q.cfg.Workers && ctx.Err() == nil {
-			job, ok := q.claimNext(ctx, &next)
+		saturated := false
+		for len(want) > 0 && ctx.Err() == nil {
+			if q.runningCount() >= q.cfg.Workers {
+				saturated = true
+				break
+			}
+			job, ok := q.claimNext(ctx, want, &next)
 			if !ok {
 				break
 			}
@@ -189,16 +210,44 @@ func (q *Queue) dispatch(ctx context.Context, workers *sync.WaitGroup) {
 		case <-ctx.Done():
 			return
 		case <-q.wake:
+			for k := range q.takeWoken() {
+				want[k] = true
+			}
 		case <-q.freed:
+			if saturated {
+				want = q.allKinds()
+			}
 		case <-poll.C:
+			want = q.allKinds()
 		}
 	}
 }
 
-func (q *Queue) claimNext(ctx context.Context, next *int) (Job, bool) {
+func (q *Queue) allKinds() map[string]bool {
+	all := make(map[string]bool, len(q.cfg.Kinds))
+	for _, k := range q.cfg.Kinds {
+		all[k.Name] = true
+	}
+	return all
+}
+
+// takeWoken returns the kinds Wake was called for since the last call.
+func (q *Queue) takeWoken() map[string]bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	woken := q.woken
+	q.woken = map[string]bool{}
+	return woken
+}
+
+// claimNext claims one item of a kind in want, dropping from want each kind that has none.
+func (q *Queue) claimNext(ctx context.Context, want map[string]bool, next *int) (Job, bool) {
 	for range q.cfg.Kinds {
 		k := q.cfg.Kinds[*next%len(q.cfg.Kinds)]
 		*next++
+		if !want[k.Name] {
+			continue
+		}
 		c, ok, err := q.store.QueueClaim(ctx, k.Name, q.cfg.Owner, q.cfg.Lease)
 		if err != nil {
 			if ctx.Err() == nil {
@@ -206,10 +255,12 @@ func (q *Queue) claimNext(ctx context.Context, next *int) (Job, bool) {
 			}
 			continue
 		}
-		if ok {
-			q.metrics.ClaimLatency.WithLabelValues(k.Name).Observe(c.Waited.Seconds())
-			return Job{Kind: c.Kind, ID: c.ID, Attempt: c.Attempt, Owner: q.cfg.Owner}, true
+		if !ok {
+			delete(want, k.Name)
+			continue
 		}
+		q.metrics.ClaimLatency.WithLabelValues(k.Name).Observe(c.Waited.Seconds())
+		return Job{Kind: c.Kind, ID: c.ID, Attempt: c.Attempt, Owner: q.cfg.Owner}, true
 	}
 	return Job{}, false
 }

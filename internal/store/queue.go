@@ -130,18 +130,26 @@ func (s *Store) QueueFinish(ctx context.Context, kind string, id int64, owner, s
 	if err != nil {
 		return false, err
 	}
-	tag, err := s.pool.Exec(ctx, `
+	// A finished deployment frees its service+environment for a deployment waiting on it, so it
+	// wakes the workers; a finished run has nothing to hand on (planning notified for what it queued).
+	notify, counted := "", ""
+	if kind == KindDeployment {
+		notify = `, n AS (SELECT pg_notify('` + ChannelWork + `', '` + KindDeployment + `') FROM u)`
+		counted = ` AND (SELECT count(*) FROM n) >= 0` // referencing n is what makes it run
+	}
+	var held bool
+	err = s.pool.QueryRow(ctx, `
 		WITH u AS (
 			UPDATE `+t.name+` SET status = $3, error = $4, finished_at = now(), updated_at = now(),
 				lease_owner = NULL, lease_expires_at = NULL
 			WHERE id = $1 AND lease_owner = $2 AND status IN `+t.active+`
 			RETURNING id
-		)
-		SELECT pg_notify('`+ChannelWork+`', $5) FROM u`, id, owner, status, errMsg, kind)
+		)`+notify+`
+		SELECT EXISTS (SELECT 1 FROM u)`+counted, id, owner, status, errMsg).Scan(&held)
 	if err != nil {
 		return false, interpret(err, "finishing "+kind)
 	}
-	return tag.RowsAffected() == 1, nil
+	return held, nil
 }
 
 // QueueRetry puts an item owner holds back in the queue after delay, keeping its error for the
