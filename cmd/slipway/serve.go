@@ -180,10 +180,13 @@ func kinds(ctx context.Context, cfg config.Config, st *store.Store, logger *slog
 	}, st, src, logger.With("component", "planner"))
 
 	dc := cfg.Docker
-	builder, err := build.New(build.Config{DockerBinary: dc.Binary, Host: dc.Host, BuildKit: dc.BuildKit,
+	var builder deploy.Builder
+	builder, err = build.New(build.Config{DockerBinary: dc.Binary, Host: dc.Host, BuildKit: dc.BuildKit,
 		Network: dc.BuildNetwork, Timeout: cfg.Stages.Build.D()}, logger.With("component", "build"))
 	if err != nil {
-		return nil, err
+		// Without a docker CLI Slipway still takes webhooks and plans runs; deployments fail with why.
+		logger.WarnContext(ctx, "builds and pushes unavailable on this host", "err", err)
+		builder = unavailable{err}
 	}
 	creds := registry.Static{}
 	var insecure []string
@@ -195,10 +198,11 @@ func kinds(ctx context.Context, cfg config.Config, st *store.Store, logger *slog
 			insecure = append(insecure, r.Host)
 		}
 	}
-	reg, err := registry.New(registry.Config{DockerBinary: dc.Binary, Host: dc.Host, Insecure: insecure,
+	var reg deploy.Registry
+	reg, err = registry.New(registry.Config{DockerBinary: dc.Binary, Host: dc.Host, Insecure: insecure,
 		Timeout: cfg.Stages.Push.D()}, creds, logger.With("component", "registry"))
 	if err != nil {
-		return nil, err
+		reg = unavailable{err}
 	}
 	dockerTarget, err := docker.New(docker.Config{DockerBinary: dc.Binary, Host: dc.Host, StableFor: dc.StableFor.D()}, logger.With("component", "target.docker"))
 	if err != nil {
@@ -221,3 +225,11 @@ func kinds(ctx context.Context, cfg config.Config, st *store.Store, logger *slog
 		{Name: store.KindDeployment, DoneStatus: string(deploy.StatusSucceeded), Handler: executor.Handle},
 	}, nil
 }
+
+// unavailable stands in for a component whose tool is missing on this host; each call fails with
+// the reason, so the deployments that need it fail with a message instead of the server not starting.
+type unavailable struct{ err error }
+
+func (u unavailable) Build(context.Context, deploy.BuildRequest, deploy.LogFunc) error { return u.err }
+func (u unavailable) Digest(context.Context, string) (string, bool, error)             { return "", false, u.err }
+func (u unavailable) Push(context.Context, string, deploy.LogFunc) (string, error)     { return "", u.err }
