@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -16,20 +15,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/slipway-dev/slipway/internal/build"
 	"github.com/slipway-dev/slipway/internal/config"
-	"github.com/slipway-dev/slipway/internal/deploy"
 	"github.com/slipway-dev/slipway/internal/metrics"
-	"github.com/slipway-dev/slipway/internal/pipeline"
 	"github.com/slipway-dev/slipway/internal/queue"
-	"github.com/slipway-dev/slipway/internal/registry"
-	"github.com/slipway-dev/slipway/internal/source"
 	"github.com/slipway-dev/slipway/internal/store"
-	"github.com/slipway-dev/slipway/internal/target/docker"
-	"github.com/slipway-dev/slipway/internal/target/swarm"
 	"github.com/slipway-dev/slipway/internal/web"
 	"github.com/slipway-dev/slipway/internal/webhook"
-	"github.com/slipway-dev/slipway/internal/worker"
 	"github.com/slipway-dev/slipway/migrations"
 )
 
@@ -47,14 +38,14 @@ func serve(ctx context.Context, args, env []string, stderr io.Writer) error {
 		return err
 	}
 	defer st.Close()
-	if cfg.MigrateFirst() {
-		if err := applyMigrations(ctx, st, logger); err != nil {
-			return err
-		}
-	}
 	ms, err := store.LoadMigrations(migrations.FS)
 	if err != nil {
 		return err
+	}
+	if cfg.MigrateFirst() {
+		if err := applyMigrations(ctx, st, ms, logger); err != nil {
+			return err
+		}
 	}
 
 	reg := prometheus.NewRegistry()
@@ -167,69 +158,3 @@ func (r readiness) Ready(ctx context.Context) error {
 	}
 	return nil
 }
-
-// kinds wires the queue's item kinds to their handlers.
-func kinds(ctx context.Context, cfg config.Config, st *store.Store, logger *slog.Logger) ([]queue.Kind, error) {
-	src, err := source.New(source.Config{Dir: cfg.Git.CacheDir, WorkDir: cfg.Git.WorkDir, Timeout: cfg.Git.Timeout.D()},
-		logger.With("component", "source"))
-	if err != nil {
-		return nil, fmt.Errorf("setting up the git cache: %w", err)
-	}
-	planner := worker.NewPlanner(worker.PlannerConfig{
-		Filename: cfg.PipelineFile, Policy: cfg.Policy, Tokens: cfg.Token,
-	}, st, src, logger.With("component", "planner"))
-
-	dc := cfg.Docker
-	var builder deploy.Builder
-	builder, err = build.New(build.Config{DockerBinary: dc.Binary, Host: dc.Host, BuildKit: dc.BuildKit,
-		Network: dc.BuildNetwork, Timeout: cfg.Stages.Build.D()}, logger.With("component", "build"))
-	if err != nil {
-		// Without a docker CLI Slipway still takes webhooks and plans runs; deployments fail with why.
-		logger.WarnContext(ctx, "builds and pushes unavailable on this host", "err", err)
-		builder = unavailable{err}
-	}
-	creds := registry.Static{}
-	var insecure []string
-	for _, r := range cfg.Registries {
-		if r.Username != "" {
-			creds[r.Host] = registry.Login{User: r.Username, Password: r.Password.Reveal()}
-		}
-		if r.Insecure {
-			insecure = append(insecure, r.Host)
-		}
-	}
-	var reg deploy.Registry
-	reg, err = registry.New(registry.Config{DockerBinary: dc.Binary, Host: dc.Host, Insecure: insecure,
-		Timeout: cfg.Stages.Push.D()}, creds, logger.With("component", "registry"))
-	if err != nil {
-		reg = unavailable{err}
-	}
-	dockerTarget, err := docker.New(docker.Config{DockerBinary: dc.Binary, Host: dc.Host, StableFor: dc.StableFor.D()}, logger.With("component", "target.docker"))
-	if err != nil {
-		return nil, err
-	}
-	swarmTarget, err := swarm.New(swarm.Config{DockerBinary: dc.Binary, Host: dc.Host, UpdateMonitor: dc.SwarmUpdateMonitor.D()}, logger.With("component", "target.swarm"))
-	if err != nil {
-		return nil, err
-	}
-	executor := worker.NewExecutor(worker.ExecutorConfig{
-		BuildTimeout: cfg.Stages.Build.D(), PushTimeout: cfg.Stages.Push.D(), DeployTimeout: cfg.Stages.Deploy.D(),
-		Tokens: cfg.Token, InputsHash: build.InputsHash,
-	}, st, src, builder, reg, map[string]deploy.Target{
-		pipeline.KindDocker: dockerTarget,
-		pipeline.KindSwarm:  swarmTarget,
-	}, logger.With("component", "executor"))
-
-	return []queue.Kind{
-		{Name: store.KindRun, DoneStatus: string(deploy.StatusPlanned), Handler: planner.Handle},
-		{Name: store.KindDeployment, DoneStatus: string(deploy.StatusSucceeded), Handler: executor.Handle},
-	}, nil
-}
-
-// unavailable stands in for a component whose tool is missing on this host; each call fails with
-// the reason, so the deployments that need it fail with a message instead of the server not starting.
-type unavailable struct{ err error }
-
-func (u unavailable) Build(context.Context, deploy.BuildRequest, deploy.LogFunc) error { return u.err }
-func (u unavailable) Digest(context.Context, string) (string, bool, error)             { return "", false, u.err }
-func (u unavailable) Push(context.Context, string, deploy.LogFunc) (string, error)     { return "", u.err }

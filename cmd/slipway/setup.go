@@ -48,11 +48,7 @@ func newLogger(cfg config.Config, w io.Writer) *slog.Logger {
 	return slog.New(slog.NewJSONHandler(w, opts))
 }
 
-func applyMigrations(ctx context.Context, st *store.Store, logger *slog.Logger) error {
-	ms, err := store.LoadMigrations(migrations.FS)
-	if err != nil {
-		return err
-	}
+func applyMigrations(ctx context.Context, st *store.Store, ms []store.Migration, logger *slog.Logger) error {
 	applied, err := st.Migrate(ctx, ms)
 	if err != nil {
 		return err
@@ -72,7 +68,11 @@ func migrate(ctx context.Context, args, env []string, stdout, stderr io.Writer) 
 		return err
 	}
 	defer st.Close()
-	if err := applyMigrations(ctx, st, logger); err != nil {
+	ms, err := store.LoadMigrations(migrations.FS)
+	if err != nil {
+		return err
+	}
+	if err := applyMigrations(ctx, st, ms, logger); err != nil {
 		return err
 	}
 	fmt.Fprintln(stdout, "migrations up to date")
