@@ -188,92 +188,78 @@ func envMap(env []string) map[string]string {
 // applyEnv overrides cfg with the environment; each variable names the key it sets.
 func applyEnv(cfg *Config, vars map[string]string) error {
 	var errs []error
-	str := func(name string, dst *string) {
+	// parsed sets *dst from the variable name when it is present, through parse.
+	parsed := func(name string, parse func(string) error) {
 		if v, ok := vars[name]; ok {
-			*dst = v
-		}
-	}
-	integer := func(name string, dst *int) {
-		if v, ok := vars[name]; ok {
-			n, err := strconv.Atoi(v)
-			if err != nil {
-				errs = append(errs, fmt.Errorf("%s: %q is not an integer", name, v))
-				return
-			}
-			*dst = n
-		}
-	}
-	duration := func(name string, dst *Duration) {
-		if v, ok := vars[name]; ok {
-			if err := dst.UnmarshalText([]byte(v)); err != nil {
+			if err := parse(v); err != nil {
 				errs = append(errs, fmt.Errorf("%s: %w", name, err))
 			}
 		}
 	}
+	str := func(name string, dst *string) { parsed(name, func(v string) error { *dst = v; return nil }) }
+	secret := func(name string, dst *Secret) { parsed(name, func(v string) error { *dst = Secret(v); return nil }) }
+	integer := func(name string, dst *int64) {
+		parsed(name, func(v string) (err error) {
+			if *dst, err = strconv.ParseInt(v, 10, 64); err != nil {
+				return fmt.Errorf("%q is not an integer", v)
+			}
+			return nil
+		})
+	}
+	boolean := func(name string, dst *bool) {
+		parsed(name, func(v string) (err error) {
+			if *dst, err = strconv.ParseBool(v); err != nil {
+				return fmt.Errorf("%q is not a boolean", v)
+			}
+			return nil
+		})
+	}
+	duration := func(name string, dst *Duration) {
+		parsed(name, func(v string) error { return dst.UnmarshalText([]byte(v)) })
+	}
+	// secrets reads a comma-separated list, as used while rotating a secret.
+	secrets := func(name string, dst *[]Secret) {
+		parsed(name, func(v string) error {
+			*dst = nil
+			for s := range strings.SplitSeq(v, ",") {
+				if s = strings.TrimSpace(s); s != "" {
+					*dst = append(*dst, Secret(s))
+				}
+			}
+			return nil
+		})
+	}
+
 	str("SLIPWAY_LISTEN_ADDR", &cfg.ListenAddr)
-	if v, ok := vars["SLIPWAY_DATABASE_URL"]; ok {
-		cfg.DatabaseURL = Secret(v)
+	secret("SLIPWAY_DATABASE_URL", &cfg.DatabaseURL)
+	if _, ok := vars["SLIPWAY_MIGRATE_ON_START"]; ok {
+		cfg.MigrateOnStart = new(bool)
+		boolean("SLIPWAY_MIGRATE_ON_START", cfg.MigrateOnStart)
 	}
-	if v, ok := vars["SLIPWAY_MIGRATE_ON_START"]; ok {
-		b, err := strconv.ParseBool(v)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("SLIPWAY_MIGRATE_ON_START: %q is not a boolean", v))
-		} else {
-			cfg.MigrateOnStart = &b
-		}
-	}
-	integer("SLIPWAY_WORKERS", &cfg.Workers)
+	workers := int64(cfg.Workers)
+	integer("SLIPWAY_WORKERS", &workers)
+	cfg.Workers = int(workers)
 	str("SLIPWAY_LOG_LEVEL", &cfg.LogLevel)
 	str("SLIPWAY_LOG_FORMAT", &cfg.LogFormat)
-	if v, ok := vars["SLIPWAY_WEBHOOK_SECRET"]; ok {
-		cfg.Webhook.Secrets = nil
-		for s := range strings.SplitSeq(v, ",") {
-			if s = strings.TrimSpace(s); s != "" {
-				cfg.Webhook.Secrets = append(cfg.Webhook.Secrets, Secret(s))
-			}
-		}
-	}
-	if v, ok := vars["SLIPWAY_WEBHOOK_MAX_BODY_BYTES"]; ok {
-		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("SLIPWAY_WEBHOOK_MAX_BODY_BYTES: %q is not an integer", v))
-		} else {
-			cfg.Webhook.MaxBodyBytes = n
-		}
-	}
+	secrets("SLIPWAY_WEBHOOK_SECRET", &cfg.Webhook.Secrets)
+	integer("SLIPWAY_WEBHOOK_MAX_BODY_BYTES", &cfg.Webhook.MaxBodyBytes)
 	duration("SLIPWAY_QUEUE_LEASE", &cfg.Queue.Lease)
 	duration("SLIPWAY_QUEUE_POLL_INTERVAL", &cfg.Queue.PollInterval)
 	duration("SLIPWAY_QUEUE_SHUTDOWN_GRACE", &cfg.Queue.ShutdownGrace)
 	duration("SLIPWAY_QUEUE_RESCUE_EVERY", &cfg.Queue.RescueEvery)
 	duration("SLIPWAY_QUEUE_BACKOFF_BASE", &cfg.Queue.BackoffBase)
-	if v, ok := vars["SLIPWAY_API_TOKENS"]; ok {
-		cfg.API.Tokens = nil
-		for s := range strings.SplitSeq(v, ",") {
-			if s = strings.TrimSpace(s); s != "" {
-				cfg.API.Tokens = append(cfg.API.Tokens, Secret(s))
-			}
-		}
-	}
+	secrets("SLIPWAY_API_TOKENS", &cfg.API.Tokens)
 	str("SLIPWAY_PIPELINE_FILE", &cfg.PipelineFile)
 	str("SLIPWAY_GIT_CACHE_DIR", &cfg.Git.CacheDir)
 	str("SLIPWAY_GIT_WORK_DIR", &cfg.Git.WorkDir)
-	if v, ok := vars["SLIPWAY_GIT_TOKEN"]; ok {
-		cfg.Git.Token = Secret(v)
-	}
+	secret("SLIPWAY_GIT_TOKEN", &cfg.Git.Token)
 	str("SLIPWAY_DOCKER_BINARY", &cfg.Docker.Binary)
 	str("SLIPWAY_DOCKER_HOST", &cfg.Docker.Host)
 	str("SLIPWAY_DOCKER_BUILD_NETWORK", &cfg.Docker.BuildNetwork)
 	str("SLIPWAY_DOCKER_BUILDKIT", &cfg.Docker.BuildKit)
 	duration("SLIPWAY_DOCKER_STABLE_FOR", &cfg.Docker.StableFor)
 	duration("SLIPWAY_DOCKER_SWARM_UPDATE_MONITOR", &cfg.Docker.SwarmUpdateMonitor)
-	if v, ok := vars["SLIPWAY_POLICY_ALLOW_ALL"]; ok {
-		b, err := strconv.ParseBool(v)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("SLIPWAY_POLICY_ALLOW_ALL: %q is not a boolean", v))
-		} else {
-			cfg.Policy.AllowAll = b
-		}
-	}
+	boolean("SLIPWAY_POLICY_ALLOW_ALL", &cfg.Policy.AllowAll)
 	duration("SLIPWAY_STAGES_BUILD_TIMEOUT", &cfg.Stages.Build)
 	duration("SLIPWAY_STAGES_PUSH_TIMEOUT", &cfg.Stages.Push)
 	duration("SLIPWAY_STAGES_DEPLOY_TIMEOUT", &cfg.Stages.Deploy)

@@ -38,7 +38,8 @@ policy:
     - repo: acme/*
       targets: ["docker:*"]
 `)
-	cfg, err := Load(file, []string{base, "SLIPWAY_WORKERS=7", "SLIPWAY_WEBHOOK_SECRET=new-secret-1, old-secret-2", "IGNORED=1"})
+	cfg, err := Load(file, []string{base, "SLIPWAY_WORKERS=7", "SLIPWAY_WEBHOOK_SECRET=new-secret-1, old-secret-2", "IGNORED=1",
+		"SLIPWAY_MIGRATE_ON_START=false"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,6 +61,9 @@ policy:
 	if err := cfg.ValidateServe(); err != nil {
 		t.Error(err)
 	}
+	if cfg.MigrateFirst() {
+		t.Error("SLIPWAY_MIGRATE_ON_START=false ignored")
+	}
 }
 
 func TestLoadErrorsNameTheKey(t *testing.T) {
@@ -78,6 +82,8 @@ func TestLoadErrorsNameTheKey(t *testing.T) {
 		{"bad branch pattern", "repositories:\n  - name: a/b\n    branches: ['[']\n", nil, "repositories[0].branches[0]"},
 		{"bad policy", "policy:\n  rules:\n    - repo: a/b\n      targets: ['ecs:*']\n", nil, "policy"},
 		{"bad buildkit", "", []string{"SLIPWAY_DOCKER_BUILDKIT=maybe"}, "docker.buildkit"},
+		{"bad boolean", "", []string{"SLIPWAY_MIGRATE_ON_START=perhaps"}, "SLIPWAY_MIGRATE_ON_START"},
+		{"bad body limit", "", []string{"SLIPWAY_WEBHOOK_MAX_BODY_BYTES=10MB"}, "SLIPWAY_WEBHOOK_MAX_BODY_BYTES"},
 		{"short secret", "webhook:\n  secrets: [abc]\n", nil, "webhook.secrets[0]"},
 	}
 	for _, c := range cases {
