@@ -18,7 +18,7 @@ CREATE INDEX webhook_deliveries_received_at ON webhook_deliveries (received_at D
 CREATE TABLE runs (
     id                bigserial PRIMARY KEY,
     delivery_id       text UNIQUE REFERENCES webhook_deliveries (delivery_id),
-    trigger           text NOT NULL DEFAULT 'push',
+    trigger           text NOT NULL DEFAULT 'push', -- push, rollback, test
     repo              text NOT NULL,
     ref               text NOT NULL,
     branch            text NOT NULL,

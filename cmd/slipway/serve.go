@@ -21,6 +21,7 @@ import (
 	"github.com/slipway-dev/slipway/internal/store"
 	"github.com/slipway-dev/slipway/internal/web"
 	"github.com/slipway-dev/slipway/internal/webhook"
+	"github.com/slipway-dev/slipway/internal/worker"
 	"github.com/slipway-dev/slipway/migrations"
 )
 
@@ -90,6 +91,7 @@ func serve(ctx context.Context, args, env []string, stderr io.Writer) error {
 		Ready:    readiness{st: st, migrations: ms},
 		Gatherer: reg,
 		API:      st,
+		Rollback: worker.NewRollbacker(st),
 		Tokens:   reveal(cfg.API.Tokens),
 		Version:  version,
 		Logger:   logger,

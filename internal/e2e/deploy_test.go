@@ -214,6 +214,36 @@ func TestDeployTwoServices(t *testing.T) {
 	if got := byService(r3)["api"].ImageDigest; got != r2.Deployments[0].ImageDigest {
 		t.Errorf("api digest %s, want the second push's %s", got, r2.Deployments[0].ImageDigest)
 	}
+
+	// One click back: roll api back to the first push's deployment. No build; version one is served.
+	var rb struct {
+		RunID        int64 `json:"run_id"`
+		DeploymentID int64 `json:"deployment_id"`
+	}
+	path := fmt.Sprintf("/deployments/%d/rollback", deps["api"].ID)
+	if code := srv.api(http.MethodPost, path, apiToken, &rb); code != http.StatusAccepted || rb.DeploymentID == 0 {
+		t.Fatalf("rollback: %d %+v", code, rb)
+	}
+	r4 := d.waitRun(rb.RunID, 3*time.Minute)
+	back := r4.Deployments[0]
+	checkDeployment(t, back, deploy.StatusSucceeded)
+	if r4.Trigger != "rollback" || back.ImageDigest != deps["api"].ImageDigest {
+		t.Errorf("rollback run %s deployed %s, want %s", r4.Trigger, back.ImageDigest, deps["api"].ImageDigest)
+	}
+	if rep := back.ReplacedID; rep == nil || *rep != byService(r3)["api"].ID {
+		t.Errorf("rollback replaced %v, want %d", rep, byService(r3)["api"].ID)
+	}
+	if logs := d.logs(back.ID); strings.Contains(logs, "building ") {
+		t.Errorf("a rollback built an image:\n%s", logs)
+	}
+	if code, body := get(t, fmt.Sprintf("http://127.0.0.1:%d/", port)); code != 200 || body != "version one\n" {
+		t.Errorf("api answered %d %q after the rollback", code, body)
+	}
+	// Only a version that went live can be rolled back to.
+	failed := d.run(r1.ID).Deployments[0].ID + 1000
+	if code := srv.api(http.MethodPost, fmt.Sprintf("/deployments/%d/rollback", failed), apiToken, nil); code != http.StatusNotFound {
+		t.Errorf("rollback to a missing deployment: %d", code)
+	}
 }
 
 // oneService writes a repository with one docker-target service and returns it.
@@ -255,6 +285,9 @@ func TestBuildFailure(t *testing.T) {
 	}
 	if _, err := e.docker("inspect", e.container("broken")); err == nil {
 		t.Error("a container was created for a failed build")
+	}
+	if code := srv.api(http.MethodPost, fmt.Sprintf("/deployments/%d/rollback", dep.ID), apiToken, nil); code != http.StatusConflict {
+		t.Errorf("rollback to a failed deployment: %d, want 409", code)
 	}
 }
 

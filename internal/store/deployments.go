@@ -40,40 +40,68 @@ WHERE repo = $1 AND service = $2 AND environment = $3 AND status = 'queued' AND 
 // run, service and environment are not created again; ids holds only the new ones.
 func (s *Store) DeploymentsEnqueue(ctx context.Context, ds []deploy.NewDeployment) (ids []int64, err error) {
 	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		for _, d := range ds {
-			// Serializes enqueuers of one service+environment, so two concurrent pushes cannot both
-			// miss each other's queued deployment.
-			if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended($1, 0))`,
-				d.Repo+"\n"+d.Service+"\n"+d.Environment); err != nil {
-				return err
-			}
-			var target any
-			if len(d.Target) > 0 {
-				target = string(d.Target)
-			}
-			var id int64
-			err := tx.QueryRow(ctx, deploymentInsert, d.RunID, d.Repo, d.Service, d.Environment, d.TargetKind, target, d.CommitSHA).Scan(&id)
-			if err == pgx.ErrNoRows {
-				continue
-			}
-			if err != nil {
-				return err
-			}
-			if _, err := tx.Exec(ctx, deploymentSupersede, d.Repo, d.Service, d.Environment, id); err != nil {
-				return err
-			}
-			ids = append(ids, id)
-		}
-		if len(ids) > 0 {
-			_, err := tx.Exec(ctx, `SELECT pg_notify('`+ChannelWork+`', 'deployment')`)
-			return err
-		}
-		return nil
+		ids, err = enqueueTx(ctx, tx, ds)
+		return err
 	})
 	if err != nil {
 		return nil, interpret(err, "queueing deployments")
 	}
 	return ids, nil
+}
+
+func enqueueTx(ctx context.Context, tx pgx.Tx, ds []deploy.NewDeployment) (ids []int64, err error) {
+	for _, d := range ds {
+		// Serializes enqueuers of one service+environment, so two concurrent pushes cannot both
+		// miss each other's queued deployment.
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended($1, 0))`,
+			d.Repo+"\n"+d.Service+"\n"+d.Environment); err != nil {
+			return nil, err
+		}
+		var target any
+		if len(d.Target) > 0 {
+			target = string(d.Target)
+		}
+		var id int64
+		err := tx.QueryRow(ctx, deploymentInsert, d.RunID, d.Repo, d.Service, d.Environment, d.TargetKind, target, d.CommitSHA).Scan(&id)
+		if err == pgx.ErrNoRows {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if _, err := tx.Exec(ctx, deploymentSupersede, d.Repo, d.Service, d.Environment, id); err != nil {
+			return nil, err
+		}
+		ids = append(ids, id)
+	}
+	if len(ids) > 0 {
+		if _, err := tx.Exec(ctx, `SELECT pg_notify('`+ChannelWork+`', 'deployment')`); err != nil {
+			return nil, err
+		}
+	}
+	return ids, nil
+}
+
+// RollbackEnqueue records a rollback as a run of its own (trigger "rollback", already planned:
+// there is nothing to read or build) with one deployment whose spec is given, in one transaction.
+func (s *Store) RollbackEnqueue(ctx context.Context, run deploy.Run, d deploy.NewDeployment) (runID, deploymentID int64, err error) {
+	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		err := tx.QueryRow(ctx, `
+			INSERT INTO runs (trigger, repo, ref, branch, after_sha, pusher, message, status, attempt, finished_at)
+			VALUES ('rollback', $1, $2, $3, $4, $5, $6, 'planned', 1, now()) RETURNING id`,
+			run.Repo, run.Ref, run.Branch, run.AfterSHA, run.Pusher, run.Message).Scan(&runID)
+		if err != nil {
+			return err
+		}
+		d.RunID = runID
+		ids, err := enqueueTx(ctx, tx, []deploy.NewDeployment{d})
+		if err != nil {
+			return err
+		}
+		deploymentID = ids[0]
+		return nil
+	})
+	return runID, deploymentID, interpret(err, "queueing rollback")
 }
 
 // DeploymentGet returns one deployment.

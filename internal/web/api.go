@@ -22,9 +22,14 @@ type API interface {
 	QueueCancel(ctx context.Context, kind string, id int64) (string, error)
 }
 
-// apiRoutes mounts /api/v1: read runs and deployments with their logs. Every call needs one of
-// the configured bearer tokens; with none configured the API answers 401 to everyone.
-func apiRoutes(r chi.Router, api API, tokens [][]byte) {
+// Rollbacker queues a rollback to what a deployment put live.
+type Rollbacker interface {
+	Rollback(ctx context.Context, deploymentID int64, who string) (runID, newDeploymentID int64, err error)
+}
+
+// apiRoutes mounts /api/v1: read runs and deployments with their logs, cancel, roll back. Every
+// call needs one of the configured bearer tokens; with none configured the API answers 401.
+func apiRoutes(r chi.Router, api API, rb Rollbacker, tokens [][]byte) {
 	r.Route("/api/v1", func(r chi.Router) {
 		r.Use(bearer(tokens))
 		r.Get("/runs/{id}", func(w http.ResponseWriter, req *http.Request) {
@@ -72,6 +77,20 @@ func apiRoutes(r chi.Router, api API, tokens [][]byte) {
 				writeJSON(w, http.StatusAccepted, map[string]any{"id": id, "status": status})
 			})
 		}
+		// Roll the service back to what deployment {id} put live: a new deployment of that image,
+		// without a build, through the queue like any other.
+		r.Post("/deployments/{id}/rollback", func(w http.ResponseWriter, req *http.Request) {
+			id, ok := pathID(w, req)
+			if !ok {
+				return
+			}
+			runID, depID, err := rb.Rollback(req.Context(), id, "api")
+			if err != nil {
+				writeError(w, err)
+				return
+			}
+			writeJSON(w, http.StatusAccepted, map[string]any{"run_id": runID, "deployment_id": depID, "rollback_to": id})
+		})
 		r.Get("/deployments/{id}/logs", func(w http.ResponseWriter, req *http.Request) {
 			id, ok := pathID(w, req)
 			if !ok {

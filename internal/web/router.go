@@ -30,6 +30,7 @@ type Deps struct {
 	Ready    Readiness
 	Gatherer prometheus.Gatherer
 	API      API
+	Rollback Rollbacker
 	Tokens   [][]byte // API bearer tokens
 	Version  string
 	Logger   *slog.Logger
@@ -73,7 +74,7 @@ func NewRouter(d Deps) http.Handler {
 	})
 	r.Method(http.MethodGet, "/metrics", promhttp.HandlerFor(d.Gatherer, promhttp.HandlerOpts{}))
 	r.Method(http.MethodPost, "/webhooks/github", d.Webhook)
-	apiRoutes(r, d.API, d.Tokens)
+	apiRoutes(r, d.API, d.Rollback, d.Tokens)
 	return r
 }
 

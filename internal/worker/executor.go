@@ -88,9 +88,13 @@ func (e *Executor) execute(ctx context.Context, job queue.Job, d deploy.Deployme
 		return err
 	}
 
-	imageRef, digest, err := e.image(ctx, job, d, run, spec, lw)
-	if err != nil {
-		return err
+	imageRef, digest := spec.Build.Image+"@"+spec.Digest, spec.Digest
+	if spec.RollbackOf == 0 {
+		if imageRef, digest, err = e.image(ctx, job, d, run, spec, lw); err != nil {
+			return err
+		}
+	} else {
+		lw.Logf("rollback to deployment %d: no build, its image %s", spec.RollbackOf, imageRef)
 	}
 	var replaced *int64
 	previous := ""
@@ -108,8 +112,13 @@ func (e *Executor) execute(ctx context.Context, job queue.Job, d deploy.Deployme
 	lw.Logf("rolling out %s to %s %s (previous: %s)", image, spec.Target.Kind, spec.Target.Name(), cmp.Or(previous, "none"))
 	dctx, cancel := context.WithTimeout(ctx, e.cfg.DeployTimeout)
 	defer cancel()
-	err = target.Deploy(dctx, deploy.Rollout{DeploymentID: d.ID, Repo: d.Repo, Service: d.Service,
-		Environment: d.Environment, Image: image, Previous: previous, Target: spec.Target}, lw.Log)
+	rollout := deploy.Rollout{DeploymentID: d.ID, Repo: d.Repo, Service: d.Service,
+		Environment: d.Environment, Image: image, Previous: previous, Target: spec.Target}
+	if spec.RollbackOf == 0 {
+		err = target.Deploy(dctx, rollout, lw.Log)
+	} else {
+		err = target.Rollback(dctx, rollout, lw.Log)
+	}
 	switch {
 	case err == nil:
 		lw.Logf("live: %s", image)

@@ -43,6 +43,10 @@ type TokenFunc func(repo string) string
 type Spec struct {
 	Build  pipeline.Service `json:"build"`
 	Target pipeline.Target  `json:"target"`
+	// RollbackOf and Digest are set on a rollback: roll Build.Image@Digest, the image deployment
+	// RollbackOf put live, out again; nothing is checked out or built.
+	RollbackOf int64  `json:"rollback_of,omitempty"`
+	Digest     string `json:"digest,omitempty"`
 }
 
 func repoFor(run deploy.Run, tokens TokenFunc) source.Repo {
