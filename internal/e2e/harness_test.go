@@ -242,6 +242,12 @@ func launch(t testing.TB, bin, dbURL, probe string, env ...string) *server {
 			_ = cmd.Process.Kill()
 			<-s.done
 		}
+		// Whatever the test did, the server never writes a secret it was given.
+		for _, secret := range []string{webhookSecret, apiToken} {
+			if strings.Contains(s.logs.String(), secret) {
+				t.Errorf("slipway's output contains the secret %q", secret)
+			}
+		}
 		if t.Failed() {
 			t.Logf("slipway logs:\n%s", s.logs.String())
 		}
