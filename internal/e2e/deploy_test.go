@@ -239,6 +239,34 @@ func TestDeployTwoServices(t *testing.T) {
 	if code, body := get(t, fmt.Sprintf("http://127.0.0.1:%d/", port)); code != 200 || body != "version one\n" {
 		t.Errorf("api answered %d %q after the rollback", code, body)
 	}
+	// What is live, and who put it there: the rollback (asked for through the API) for api, the
+	// force push for worker.
+	var live struct {
+		Live []struct {
+			ID      int64  `json:"id"`
+			Service string `json:"service"`
+			Trigger string `json:"trigger"`
+			Pusher  string `json:"pusher"`
+		} `json:"live"`
+	}
+	if code := srv.api(http.MethodGet, "/live?repo=acme/app", apiToken, &live); code != 200 || len(live.Live) != 2 {
+		t.Fatalf("live: %d %+v", code, live)
+	}
+	for _, l := range live.Live {
+		want := map[string]int64{"api": back.ID, "worker": byService(r3)["worker"].ID}[l.Service]
+		if l.ID != want || (l.Service == "api") != (l.Trigger == "rollback") {
+			t.Errorf("live %s: deployment %d (%s by %s), want %d", l.Service, l.ID, l.Trigger, l.Pusher, want)
+		}
+	}
+	var history struct {
+		Deployments []deploy.Deployment `json:"deployments"`
+		NextCursor  int64               `json:"next_cursor"`
+	}
+	if code := srv.api(http.MethodGet, "/deployments?service=api&limit=2", apiToken, &history); code != 200 ||
+		len(history.Deployments) != 2 || history.Deployments[0].ID != back.ID || history.NextCursor != history.Deployments[1].ID {
+		t.Errorf("history: %d %+v", code, history)
+	}
+
 	// Only a version that went live can be rolled back to.
 	failed := d.run(r1.ID).Deployments[0].ID + 1000
 	if code := srv.api(http.MethodPost, fmt.Sprintf("/deployments/%d/rollback", failed), apiToken, nil); code != http.StatusNotFound {

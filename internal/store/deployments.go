@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 
@@ -13,11 +14,16 @@ const deploymentColumns = `id, run_id, repo, service, environment, target_kind, 
 	image_ref, image_digest, replaced_id, superseded_by, attempt, created_at, claimed_at, building_at,
 	pushing_at, deploying_at, finished_at`
 
+// deploymentFields are the scan destinations of deploymentColumns, in order.
+func deploymentFields(d *deploy.Deployment) []any {
+	return []any{&d.ID, &d.RunID, &d.Repo, &d.Service, &d.Environment, &d.TargetKind, &d.Target, &d.CommitSHA,
+		&d.Status, &d.Error, &d.ImageRef, &d.ImageDigest, &d.ReplacedID, &d.SupersededBy, &d.Attempt,
+		&d.CreatedAt, &d.ClaimedAt, &d.BuildingAt, &d.PushingAt, &d.DeployingAt, &d.FinishedAt}
+}
+
 func scanDeployment(row pgx.CollectableRow) (deploy.Deployment, error) {
 	var d deploy.Deployment
-	err := row.Scan(&d.ID, &d.RunID, &d.Repo, &d.Service, &d.Environment, &d.TargetKind, &d.Target, &d.CommitSHA,
-		&d.Status, &d.Error, &d.ImageRef, &d.ImageDigest, &d.ReplacedID, &d.SupersededBy, &d.Attempt,
-		&d.CreatedAt, &d.ClaimedAt, &d.BuildingAt, &d.PushingAt, &d.DeployingAt, &d.FinishedAt)
+	err := row.Scan(deploymentFields(&d)...)
 	return d, err
 }
 
@@ -191,4 +197,61 @@ func (s *Store) DeploymentsRecordRefused(ctx context.Context, ds []deploy.NewDep
 		}
 	}
 	return nil
+}
+
+// DeploymentFilter selects deployments for the history; empty fields match everything.
+type DeploymentFilter struct {
+	Repo, Service, Environment, Status string
+	Before                             int64 // cursor: only ids below it
+	Limit                              int
+}
+
+// DeploymentsList returns deployments newest first.
+func (s *Store) DeploymentsList(ctx context.Context, f DeploymentFilter) ([]deploy.Deployment, error) {
+	rows, err := s.pool.Query(ctx, `SELECT `+deploymentColumns+` FROM deployments
+		WHERE ($1 = '' OR repo = $1) AND ($2 = '' OR service = $2) AND ($3 = '' OR environment = $3)
+		  AND ($4 = '' OR status = $4) AND ($5 = 0 OR id < $5)
+		ORDER BY id DESC LIMIT $6`, f.Repo, f.Service, f.Environment, f.Status, f.Before, f.Limit)
+	if err != nil {
+		return nil, interpret(err, "listing deployments")
+	}
+	ds, err := pgx.CollectRows(rows, scanDeployment)
+	return ds, interpret(err, "listing deployments")
+}
+
+// Live is what runs in one service+environment: the last deployment that succeeded there, with
+// who pushed it.
+type Live struct {
+	deploy.Deployment
+	Trigger string `json:"trigger"`
+	Pusher  string `json:"pusher"`
+	Message string `json:"message"`
+}
+
+// DeploymentsLive returns, per repository, service and environment, what is live now.
+func (s *Store) DeploymentsLive(ctx context.Context, repo string) ([]Live, error) {
+	rows, err := s.pool.Query(ctx, `
+		SELECT DISTINCT ON (d.repo, d.service, d.environment) `+prefixed("d.", deploymentColumns)+`,
+			r.trigger, r.pusher, r.message
+		FROM deployments d JOIN runs r ON r.id = d.run_id
+		WHERE d.status = 'succeeded' AND ($1 = '' OR d.repo = $1)
+		ORDER BY d.repo, d.service, d.environment, d.finished_at DESC, d.id DESC`, repo)
+	if err != nil {
+		return nil, interpret(err, "listing live deployments")
+	}
+	live, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (Live, error) {
+		var l Live
+		err := row.Scan(append(deploymentFields(&l.Deployment), &l.Trigger, &l.Pusher, &l.Message)...)
+		return l, err
+	})
+	return live, interpret(err, "listing live deployments")
+}
+
+// prefixed qualifies each column of a comma-separated list with p.
+func prefixed(p, columns string) string {
+	parts := strings.Split(columns, ",")
+	for i, c := range parts {
+		parts[i] = p + strings.TrimSpace(c)
+	}
+	return strings.Join(parts, ", ")
 }

@@ -20,7 +20,14 @@ type API interface {
 	DeploymentGet(ctx context.Context, id int64) (deploy.Deployment, error)
 	DeploymentLogs(ctx context.Context, deploymentID, after int64, limit int) ([]store.LogLine, error)
 	QueueCancel(ctx context.Context, kind string, id int64) (string, error)
+	DeploymentsList(ctx context.Context, f store.DeploymentFilter) ([]deploy.Deployment, error)
+	DeploymentsLive(ctx context.Context, repo string) ([]store.Live, error)
 }
+
+const (
+	defaultPage = 50
+	maxPage     = 500
+)
 
 // Rollbacker queues a rollback to what a deployment put live.
 type Rollbacker interface {
@@ -47,6 +54,45 @@ func apiRoutes(r chi.Router, api API, rb Rollbacker, tokens [][]byte) {
 				return
 			}
 			writeJSON(w, http.StatusOK, run)
+		})
+		// History, newest first: filter by repo, service, environment, status; page with the
+		// next_cursor of the previous answer (?before=).
+		r.Get("/deployments", func(w http.ResponseWriter, req *http.Request) {
+			q := req.URL.Query()
+			f := store.DeploymentFilter{Repo: q.Get("repo"), Service: q.Get("service"),
+				Environment: q.Get("environment"), Status: q.Get("status"), Limit: defaultPage}
+			var err error
+			if v := q.Get("before"); v != "" {
+				if f.Before, err = strconv.ParseInt(v, 10, 64); err != nil || f.Before <= 0 {
+					writeJSON(w, http.StatusBadRequest, map[string]string{"error": "before must be a positive integer"})
+					return
+				}
+			}
+			if v := q.Get("limit"); v != "" {
+				if f.Limit, err = strconv.Atoi(v); err != nil || f.Limit < 1 || f.Limit > maxPage {
+					writeJSON(w, http.StatusBadRequest, map[string]string{"error": "limit must be between 1 and 500"})
+					return
+				}
+			}
+			ds, err := api.DeploymentsList(req.Context(), f)
+			if err != nil {
+				writeError(w, err)
+				return
+			}
+			page := map[string]any{"deployments": ds}
+			if len(ds) == f.Limit {
+				page["next_cursor"] = ds[len(ds)-1].ID
+			}
+			writeJSON(w, http.StatusOK, page)
+		})
+		// What is live, per service and environment, and who put it there.
+		r.Get("/live", func(w http.ResponseWriter, req *http.Request) {
+			live, err := api.DeploymentsLive(req.Context(), req.URL.Query().Get("repo"))
+			if err != nil {
+				writeError(w, err)
+				return
+			}
+			writeJSON(w, http.StatusOK, map[string]any{"live": live})
 		})
 		r.Get("/deployments/{id}", func(w http.ResponseWriter, req *http.Request) {
 			id, ok := pathID(w, req)
