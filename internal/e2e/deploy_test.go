@@ -6,9 +6,11 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -503,4 +505,50 @@ func readFile(t *testing.T, r *gitRepo, path string) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// Slipway killed mid-build (SIGKILL: no shutdown at all): the build it started dies with it, and
+// the next process takes the deployment back when its lease runs out and completes it.
+func TestCrashMidBuildRecovered(t *testing.T) {
+	e := needDocker(t)
+	d := newDB(t)
+	// The build's RUN step calls this server: the first call hangs until its client goes away,
+	// later ones answer at once. So the first attempt's build can only end by being killed.
+	var calls atomic.Int32
+	firstGone := make(chan struct{})
+	gate := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if calls.Add(1) == 1 {
+			<-r.Context().Done()
+			close(firstGone)
+			return
+		}
+		fmt.Fprintln(w, "go on")
+	}))
+	defer gate.Close()
+	repo := e.oneService(t, "crash", fmt.Sprintf("FROM %s\nRUN echo %s && wget -q -O- %s/\nCMD [\"sh\", \"-c\", \"trap 'exit 0' TERM; while true; do sleep 1; done\"]\n",
+		e.base, e.id, gate.URL), nil)
+	sha := repo.commit("crash")
+	env := append(e.serverEnv(repo.dir), "SLIPWAY_QUEUE_LEASE=2s", "SLIPWAY_QUEUE_RESCUE_EVERY=200ms", "SLIPWAY_QUEUE_BACKOFF_BASE=100ms")
+	first := startServer(t, d.url, env...)
+	runID := first.push("acme/app", "main", zeroSHA, sha, "crash")
+	waitDeployment(t, d, runID, func(dep deploy.Deployment) bool { return calls.Load() == 1 })
+	if err := first.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	<-first.done
+	select {
+	case <-firstGone:
+	case <-time.After(15 * time.Second):
+		t.Fatal("the dead server's build still runs 15s later")
+	}
+	startServer(t, d.url, env...)
+	r := d.waitRun(runID, 3*time.Minute)
+	dep := r.Deployments[0]
+	checkDeployment(t, dep, deploy.StatusSucceeded)
+	if dep.Attempt != 2 {
+		t.Errorf("attempt %d, want 2 (one lost with the dead server)", dep.Attempt)
+	}
+	if logs := d.logs(dep.ID); !strings.Contains(logs, "attempt 2 by") {
+		t.Errorf("logs do not show the second attempt:\n%s", logs)
+	}
 }
