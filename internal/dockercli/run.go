@@ -86,7 +86,11 @@ func Run(ctx context.Context, c Cmd) error {
 	}
 
 	k := &killer{}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// Its own group, so a cancel reaches docker's children. Pdeathsig, so a Slipway that dies
+	// (SIGKILL, OOM) leaves no build or push running for nobody: a build step that prints nothing
+	// would never notice its reader was gone. (Pdeathsig follows the thread that started the child;
+	// Slipway locks no goroutine to a thread, so the runtime never ends one under it.)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
 	cmd.Cancel = func() error { return k.cancel(cmd.Process.Pid) }
 	// A grandchild that ignores both signals could hold the pipes open for ever; WaitDelay closes
 	// them after the group had its SIGKILL.

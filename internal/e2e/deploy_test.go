@@ -515,16 +515,20 @@ func TestCrashMidBuildRecovered(t *testing.T) {
 	// The build's RUN step calls this server: the first call hangs until its client goes away,
 	// later ones answer at once. So the first attempt's build can only end by being killed.
 	var calls atomic.Int32
-	firstGone := make(chan struct{})
+	firstGone, testOver := make(chan struct{}), make(chan struct{})
 	gate := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if calls.Add(1) == 1 {
-			<-r.Context().Done()
-			close(firstGone)
+			select {
+			case <-r.Context().Done():
+				close(firstGone)
+			case <-testOver: // Close waits for handlers: never hang the test on a surviving build
+			}
 			return
 		}
 		fmt.Fprintln(w, "go on")
 	}))
 	defer gate.Close()
+	defer close(testOver)
 	repo := e.oneService(t, "crash", fmt.Sprintf("FROM %s\nRUN echo %s && wget -q -O- %s/\nCMD [\"sh\", \"-c\", \"trap 'exit 0' TERM; while true; do sleep 1; done\"]\n",
 		e.base, e.id, gate.URL), nil)
 	sha := repo.commit("crash")

@@ -70,7 +70,8 @@ func (c *Cache) command(ctx context.Context, r gitRun) *exec.Cmd {
 	// so git removes its own ref lock files on the way out; anything still
 	// alive after waitDelay gets the leader killed and keeps the inherited
 	// flock until it exits.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// Pdeathsig: a git outliving a Slipway that died would hold the mirror's flock.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
 	cmd.Cancel = func() error {
 		err := syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
 		if errors.Is(err, syscall.ESRCH) {
