@@ -357,7 +357,7 @@ func TestCancelDuringBuild(t *testing.T) {
 	e := needDocker(t)
 	d := newDB(t)
 	marker := "slipway-e2e-cancel-" + e.id
-	repo := e.oneService(t, "slow", fmt.Sprintf("FROM %s\nRUN echo %s && sleep 300\n", e.base, marker), nil)
+	repo := e.oneService(t, "slow", fmt.Sprintf("FROM %s\nRUN echo %s && sleep 313\n", e.base, marker), nil)
 	sha := repo.commit("slow")
 	srv := startServer(t, d.url, e.serverEnv(repo.dir)...)
 	runID := srv.push("acme/app", "main", zeroSHA, sha, "slow")
@@ -381,7 +381,7 @@ func TestCancelDuringBuild(t *testing.T) {
 		t.Errorf("status %s, want cancelled", final.Status)
 	}
 	for {
-		out, _ := exec.Command("pgrep", "-f", "sleep 300").Output()
+		out, _ := exec.Command("pgrep", "-f", "sleep 313").Output()
 		if len(strings.TrimSpace(string(out))) == 0 {
 			break
 		}
