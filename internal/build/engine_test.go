@@ -73,7 +73,9 @@ func project(t *testing.T, dockerfile string) deploy.BuildRequest {
 	mustWrite(t, filepath.Join(dir, "nonce"), n, 0o644)
 	tag := "slipway-test/build:" + n
 	e := dockertest.Require(t)
-	t.Cleanup(func() { e.TryDocker("rmi", "-f", tag) })
+	// --no-prune: parallel tests share cached intermediate images; pruning them under a running
+	// classic build fails it ("unknown parent image ID").
+	t.Cleanup(func() { e.TryDocker("rmi", "-f", "--no-prune", tag) })
 	return deploy.BuildRequest{Dir: dir, Tags: []string{tag}}
 }
 

@@ -41,7 +41,7 @@ func buildImage(t *testing.T, e dockertest.Env, buildKit, ref string) time.Durat
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { e.TryDocker("rmi", "-f", ref) })
+	t.Cleanup(func() { e.TryDocker("rmi", "-f", "--no-prune", ref) }) // keep shared cache layers
 	start := time.Now()
 	if err := b.Build(context.Background(), deploy.BuildRequest{Dir: dir, Tags: []string{ref}}, func(string, string) {}); err != nil {
 		t.Fatal(err)
