@@ -4,7 +4,7 @@ package web
 
 import "embed"
 
-// FS holds templates/*.html.
+// FS holds templates/*.html and static/ (served as they are: the pipeline file's JSON Schema).
 //
-//go:embed templates
+//go:embed templates static
 var FS embed.FS

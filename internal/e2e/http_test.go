@@ -35,6 +35,9 @@ func TestHealthAndMetrics(t *testing.T) {
 	if code, body := get(t, srv.URL+"/readyz"); code != 200 {
 		t.Errorf("/readyz: %d %s", code, body)
 	}
+	if code, body := get(t, srv.URL+"/pipeline.schema.json"); code != 200 || !strings.Contains(body, `"$schema"`) {
+		t.Errorf("/pipeline.schema.json: %d %.200s", code, body)
+	}
 	if code, body := get(t, srv.URL+"/"); code != 200 || !strings.Contains(body, "Slipway") || !strings.Contains(body, ">ready<") {
 		t.Errorf("/: %d %s", code, body)
 	}

@@ -6,5 +6,5 @@
 // hostile: it bounds the input's size and shape before the YAML parser sees it, rejects YAML
 // anchors, aliases and tags (no alias expansion, so no "billion laughs"), and rejects any path
 // that could leave the checked-out repository. Everything it accepts is described by
-// docs/pipeline.schema.json; docs/pipeline.md is the reference for users.
+// web/static/pipeline.schema.json (served at /pipeline.schema.json); README.md here is the reference for users.
 package pipeline

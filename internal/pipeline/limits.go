@@ -2,7 +2,7 @@ package pipeline
 
 // Limits on a pipeline file. The file comes from a repository, so anyone who can push there
 // controls it; the limits keep a hostile file from costing the server more than a few milliseconds
-// and megabytes, while sitting far above anything a real monorepo needs. docs/pipeline.schema.json
+// and megabytes, while sitting far above anything a real monorepo needs. web/static/pipeline.schema.json
 // repeats the per-field ones.
 const (
 	// MaxFileSize is the largest pipeline file Parse accepts, in bytes. A reader can stop at

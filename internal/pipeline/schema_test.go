@@ -14,10 +14,10 @@ import (
 	"github.com/santhosh-tekuri/jsonschema/v6"
 )
 
-// The schema in docs/ and Parse describe the same format. These tests keep them in step: every
+// The schema in web/static/ and Parse describe the same format. These tests keep them in step: every
 // example in the docs passes both, and every file in a set of bad ones fails both.
 
-const schemaPath = "../../docs/pipeline.schema.json"
+const schemaPath = "../../web/static/pipeline.schema.json"
 
 func compileSchema(t *testing.T) *jsonschema.Schema {
 	t.Helper()
@@ -94,11 +94,11 @@ func TestDocExamplesValidate(t *testing.T) {
 	sch := compileSchema(t)
 	type example struct{ where, src string }
 	var examples []example
-	for i, b := range yamlBlocks(t, "../../docs/pipeline.md", false) {
-		examples = append(examples, example{"docs/pipeline.md block " + strconv.Itoa(i+1), b})
+	for i, b := range yamlBlocks(t, "README.md", false) {
+		examples = append(examples, example{"internal/pipeline/README.md block " + strconv.Itoa(i+1), b})
 	}
 	if len(examples) < 2 {
-		t.Fatalf("found %d yaml blocks in docs/pipeline.md, want the minimal and the full example", len(examples))
+		t.Fatalf("found %d yaml blocks in internal/pipeline/README.md, want the minimal and the full example", len(examples))
 	}
 	// The README is written separately; hold it to the same standard once it has examples.
 	if _, err := os.Stat("../../README.md"); err == nil {

@@ -72,6 +72,10 @@ func NewRouter(d Deps) http.Handler {
 			d.Logger.ErrorContext(ctx, "rendering index", "err", err)
 		}
 	})
+	r.Get("/pipeline.schema.json", func(w http.ResponseWriter, req *http.Request) {
+		w.Header().Set("Content-Type", "application/schema+json")
+		http.ServeFileFS(w, req, assets.FS, "static/pipeline.schema.json")
+	})
 	r.Method(http.MethodGet, "/metrics", promhttp.HandlerFor(d.Gatherer, promhttp.HandlerOpts{}))
 	r.Method(http.MethodPost, "/webhooks/github", d.Webhook)
 	apiRoutes(r, d.API, d.Rollback, d.Tokens)
