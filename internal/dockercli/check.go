@@ -3,6 +3,7 @@ package dockercli
 import (
 	"fmt"
 	"regexp"
+	"time"
 )
 
 // The pipeline validates names already; checking again where they become arguments keeps a name
@@ -27,6 +28,17 @@ func CheckName(kind, name string) error {
 func CheckPinned(image string) error {
 	if !pinnedByHash.MatchString(image) {
 		return fmt.Errorf("image %q is not pinned by digest (repository@sha256:…)", image)
+	}
+	return nil
+}
+
+// CheckDurations rejects a negative setting among a target's durations; component names the
+// target in the error ("docker target").
+func CheckDurations(component string, ds map[string]time.Duration) error {
+	for name, d := range ds {
+		if d < 0 {
+			return fmt.Errorf("%s: %s is negative (%s)", component, name, d)
+		}
 	}
 	return nil
 }

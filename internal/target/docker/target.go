@@ -58,13 +58,11 @@ func New(cfg Config, logger *slog.Logger) (*Target, error) {
 	cfg.StopTimeout = cmp.Or(cfg.StopTimeout, 5*time.Second)
 	cfg.PollInterval = cmp.Or(cfg.PollInterval, 250*time.Millisecond)
 	cfg.RestoreTimeout = cmp.Or(cfg.RestoreTimeout, 2*time.Minute)
-	for name, d := range map[string]time.Duration{
+	if err := dockercli.CheckDurations("docker target", map[string]time.Duration{
 		"StableFor": cfg.StableFor, "HealthTimeout": cfg.HealthTimeout, "StopTimeout": cfg.StopTimeout,
 		"PollInterval": cfg.PollInterval, "RestoreTimeout": cfg.RestoreTimeout,
-	} {
-		if d < 0 {
-			return nil, fmt.Errorf("docker target: %s is negative (%s)", name, d)
-		}
+	}); err != nil {
+		return nil, err
 	}
 	return &Target{
 		cfg:    cfg,

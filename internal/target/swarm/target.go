@@ -56,13 +56,11 @@ func New(cfg Config, logger *slog.Logger) (*Target, error) {
 	cfg.Timeout = cmp.Or(cfg.Timeout, 10*time.Minute)
 	cfg.RollbackTimeout = cmp.Or(cfg.RollbackTimeout, 5*time.Minute)
 	cfg.PollInterval = cmp.Or(cfg.PollInterval, 500*time.Millisecond)
-	for name, d := range map[string]time.Duration{
+	if err := dockercli.CheckDurations("swarm target", map[string]time.Duration{
 		"UpdateMonitor": cfg.UpdateMonitor, "Timeout": cfg.Timeout,
 		"RollbackTimeout": cfg.RollbackTimeout, "PollInterval": cfg.PollInterval,
-	} {
-		if d < 0 {
-			return nil, fmt.Errorf("swarm target: %s is negative (%s)", name, d)
-		}
+	}); err != nil {
+		return nil, err
 	}
 	return &Target{
 		cfg:    cfg,
