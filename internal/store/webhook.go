@@ -3,8 +3,10 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/slipway-dev/slipway/internal/deploy"
 )
@@ -40,6 +42,15 @@ WITH d AS (
 )
 SELECT EXISTS (SELECT 1 FROM d), coalesce((SELECT id FROM r), 0)`
 
+// Every WebhookIngest error wraps one of these, so the caller can tell GitHub the truth.
+var (
+	// ErrNotRecorded: the statement failed, or never reached PostgreSQL; nothing was committed.
+	ErrNotRecorded = errors.New("delivery not recorded")
+	// ErrOutcomeUnknown: the statement was sent but its answer was lost (a deadline, a broken
+	// connection), so it may have committed; or a redelivery's stored answer could not be read.
+	ErrOutcomeUnknown = errors.New("delivery may have been recorded")
+)
+
 // WebhookIngest records d and, if run is non-nil, the run it queues. It returns the delivery as
 // stored and whether this call inserted it; for a redelivery the stored answer comes back unchanged.
 func (s *Store) WebhookIngest(ctx context.Context, d Delivery, run *deploy.Run) (Delivery, bool, error) {
@@ -47,21 +58,45 @@ func (s *Store) WebhookIngest(ctx context.Context, d Delivery, run *deploy.Run) 
 	if run != nil {
 		r = *run
 	}
+	// Acquired apart from the query so that a pool that cannot hand out a connection is known to
+	// have sent nothing.
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return Delivery{}, false, fmt.Errorf("%w: %w", ErrNotRecorded, interpret(err, "acquiring a connection"))
+	}
 	var inserted bool
 	var runID int64
-	err := s.pool.QueryRow(ctx, webhookIngest,
+	err = conn.QueryRow(ctx, webhookIngest,
 		d.ID, d.Event, d.Repo, d.Ref, d.Outcome, d.Reason, d.StatusCode,
 		run != nil, r.Branch, r.BeforeSHA, r.AfterSHA, r.CloneURL, r.Pusher, r.Message,
 	).Scan(&inserted, &runID)
+	conn.Release()
 	if err != nil {
-		return Delivery{}, false, interpret(err, "recording webhook delivery")
+		return Delivery{}, false, fmt.Errorf("%w: %w", ingestOutcome(err), interpret(err, "recording webhook delivery"))
 	}
 	if inserted {
 		d.RunID = runID
 		return d, true, nil
 	}
 	stored, err := s.WebhookDeliveryGet(ctx, d.ID)
-	return stored, false, err
+	if err != nil {
+		// The conflict proves an earlier delivery committed; only its answer could not be read.
+		return Delivery{}, false, fmt.Errorf("%w: %w", ErrOutcomeUnknown, err)
+	}
+	return stored, false, nil
+}
+
+// ingestOutcome says whether a failed ingest statement may have committed. An ERROR from the
+// server aborted the statement's implicit transaction (once the commit is written, PostgreSQL
+// cannot raise one); an error pgx raised before sending a byte left nothing to commit. Anything
+// else, a deadline or a broken connection mid-statement or a FATAL from a dying backend, may have
+// come after the commit.
+func ingestOutcome(err error) error {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Severity == "ERROR" || pgconn.SafeToRetry(err) {
+		return ErrNotRecorded
+	}
+	return ErrOutcomeUnknown
 }
 
 // WebhookDeliveryGet returns a recorded delivery with the run it queued, if any.

@@ -3,9 +3,12 @@ package web
 import (
 	"context"
 	"crypto/subtle"
+	"log/slog"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/go-chi/chi/v5"
 
@@ -34,9 +37,15 @@ type Rollbacker interface {
 	Rollback(ctx context.Context, deploymentID int64, who string) (runID, newDeploymentID int64, err error)
 }
 
+// deploymentStatuses are the values the history's status filter accepts.
+var deploymentStatuses = []deploy.Status{deploy.StatusQueued, deploy.StatusBuilding, deploy.StatusPushing,
+	deploy.StatusDeploying, deploy.StatusSucceeded, deploy.StatusFailed, deploy.StatusCancelled,
+	deploy.StatusSuperseded, deploy.StatusRolledBack}
+
 // apiRoutes mounts /api/v1: read runs and deployments with their logs, cancel, roll back. Every
 // call needs one of the configured bearer tokens; with none configured the API answers 401.
-func apiRoutes(r chi.Router, api API, rb Rollbacker, tokens [][]byte) {
+// Internal errors are logged to logger.
+func apiRoutes(r chi.Router, api API, rb Rollbacker, tokens [][]byte, logger *slog.Logger) {
 	r.Route("/api/v1", func(r chi.Router) {
 		r.Use(bearer(tokens))
 		r.Get("/runs/{id}", func(w http.ResponseWriter, req *http.Request) {
@@ -46,11 +55,11 @@ func apiRoutes(r chi.Router, api API, rb Rollbacker, tokens [][]byte) {
 			}
 			run, err := api.RunGet(req.Context(), id)
 			if err != nil {
-				writeError(w, err)
+				writeError(w, req, logger, err)
 				return
 			}
 			if run.Deployments, err = api.DeploymentsByRun(req.Context(), id); err != nil {
-				writeError(w, err)
+				writeError(w, req, logger, err)
 				return
 			}
 			writeJSON(w, http.StatusOK, run)
@@ -61,6 +70,15 @@ func apiRoutes(r chi.Router, api API, rb Rollbacker, tokens [][]byte) {
 			q := req.URL.Query()
 			f := store.DeploymentFilter{Repo: q.Get("repo"), Service: q.Get("service"),
 				Environment: q.Get("environment"), Status: q.Get("status"), Limit: defaultPage}
+			for _, name := range []string{"repo", "service", "environment", "status"} {
+				if !filterText(w, name, q.Get(name)) {
+					return
+				}
+			}
+			if f.Status != "" && !slices.Contains(deploymentStatuses, deploy.Status(f.Status)) {
+				writeJSON(w, http.StatusBadRequest, map[string]string{"error": "status must be one of " + joinStatuses(deploymentStatuses)})
+				return
+			}
 			var err error
 			if v := q.Get("before"); v != "" {
 				if f.Before, err = strconv.ParseInt(v, 10, 64); err != nil || f.Before <= 0 {
@@ -76,7 +94,7 @@ func apiRoutes(r chi.Router, api API, rb Rollbacker, tokens [][]byte) {
 			}
 			ds, err := api.DeploymentsList(req.Context(), f)
 			if err != nil {
-				writeError(w, err)
+				writeError(w, req, logger, err)
 				return
 			}
 			page := map[string]any{"deployments": ds}
@@ -87,9 +105,13 @@ func apiRoutes(r chi.Router, api API, rb Rollbacker, tokens [][]byte) {
 		})
 		// What is live, per service and environment, and who put it there.
 		r.Get("/live", func(w http.ResponseWriter, req *http.Request) {
-			live, err := api.DeploymentsLive(req.Context(), req.URL.Query().Get("repo"))
+			repo := req.URL.Query().Get("repo")
+			if !filterText(w, "repo", repo) {
+				return
+			}
+			live, err := api.DeploymentsLive(req.Context(), repo)
 			if err != nil {
-				writeError(w, err)
+				writeError(w, req, logger, err)
 				return
 			}
 			writeJSON(w, http.StatusOK, map[string]any{"live": live})
@@ -101,7 +123,7 @@ func apiRoutes(r chi.Router, api API, rb Rollbacker, tokens [][]byte) {
 			}
 			d, err := api.DeploymentGet(req.Context(), id)
 			if err != nil {
-				writeError(w, err)
+				writeError(w, req, logger, err)
 				return
 			}
 			writeJSON(w, http.StatusOK, d)
@@ -117,7 +139,7 @@ func apiRoutes(r chi.Router, api API, rb Rollbacker, tokens [][]byte) {
 				}
 				status, err := api.QueueCancel(req.Context(), kind, id)
 				if err != nil {
-					writeError(w, err)
+					writeError(w, req, logger, err)
 					return
 				}
 				writeJSON(w, http.StatusAccepted, map[string]any{"id": id, "status": status})
@@ -132,7 +154,7 @@ func apiRoutes(r chi.Router, api API, rb Rollbacker, tokens [][]byte) {
 			}
 			runID, depID, err := rb.Rollback(req.Context(), id, "api")
 			if err != nil {
-				writeError(w, err)
+				writeError(w, req, logger, err)
 				return
 			}
 			writeJSON(w, http.StatusAccepted, map[string]any{"run_id": runID, "deployment_id": depID, "rollback_to": id})
@@ -145,7 +167,7 @@ func apiRoutes(r chi.Router, api API, rb Rollbacker, tokens [][]byte) {
 			after, _ := strconv.ParseInt(req.URL.Query().Get("after"), 10, 64)
 			lines, err := api.DeploymentLogs(req.Context(), id, after, 5000)
 			if err != nil {
-				writeError(w, err)
+				writeError(w, req, logger, err)
 				return
 			}
 			writeJSON(w, http.StatusOK, map[string]any{"lines": lines})
@@ -162,11 +184,32 @@ func pathID(w http.ResponseWriter, req *http.Request) (int64, bool) {
 	return id, true
 }
 
-func writeError(w http.ResponseWriter, err error) {
+// filterText answers 400 when a filter holds what PostgreSQL refuses as text (NUL bytes,
+// invalid UTF-8): no row can match it, and the query would fail as an internal error.
+func filterText(w http.ResponseWriter, name, v string) bool {
+	if utf8.ValidString(v) && !strings.ContainsRune(v, 0) {
+		return true
+	}
+	writeJSON(w, http.StatusBadRequest, map[string]string{"error": name + " must be UTF-8 text without NUL bytes"})
+	return false
+}
+
+func joinStatuses(ss []deploy.Status) string {
+	names := make([]string, len(ss))
+	for i, s := range ss {
+		names[i] = string(s)
+	}
+	return strings.Join(names, ", ")
+}
+
+// writeError answers err with the status its code maps to. The cause of an internal error goes
+// to the log with the request line (never its body or headers), not to the client.
+func writeError(w http.ResponseWriter, req *http.Request, logger *slog.Logger, err error) {
 	code := StatusFor(err)
 	msg := err.Error()
 	if code == http.StatusInternalServerError {
-		msg = "internal error" // details go to the log, not to the client
+		logger.ErrorContext(req.Context(), "api request failed", "method", req.Method, "path", req.URL.Path, "err", err)
+		msg = "internal error"
 	}
 	writeJSON(w, code, map[string]string{"error": msg})
 }

@@ -33,7 +33,7 @@ type Deps struct {
 	Rollback Rollbacker
 	Tokens   [][]byte // API bearer tokens
 	Version  string
-	Logger   *slog.Logger
+	Logger   *slog.Logger // required: readiness failures and the API's internal errors go here
 }
 
 var pages = template.Must(template.ParseFS(assets.FS, "templates/*.html"))
@@ -78,7 +78,7 @@ func NewRouter(d Deps) http.Handler {
 	})
 	r.Method(http.MethodGet, "/metrics", promhttp.HandlerFor(d.Gatherer, promhttp.HandlerOpts{}))
 	r.Method(http.MethodPost, "/webhooks/github", d.Webhook)
-	apiRoutes(r, d.API, d.Rollback, d.Tokens)
+	apiRoutes(r, d.API, d.Rollback, d.Tokens, d.Logger)
 	return r
 }
 

@@ -8,12 +8,16 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"mime"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/google/go-github/v56/github"
 
@@ -117,7 +121,16 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		reject(http.StatusBadRequest, "bad_request", "missing or invalid X-GitHub-Event or X-GitHub-Delivery")
 		return
 	}
+	for _, name := range []string{"X-GitHub-Event", "X-GitHub-Delivery"} {
+		if !intact(r.Header.Get(name)) {
+			reject(http.StatusBadRequest, "bad_request", name+" must be UTF-8 text without control characters")
+			return
+		}
+	}
 	parsed, err := Parse(event, payload)
+	if err == nil {
+		parsed, err = storable(parsed)
+	}
 	if err != nil {
 		reject(http.StatusBadRequest, "bad_request", err.Error())
 		return
@@ -135,10 +148,16 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	stored, inserted, err := h.store.WebhookIngest(dbctx, rec, dec.Run)
 	if err != nil {
-		// 503 makes GitHub's redelivery worth trying; nothing was recorded.
+		// 503 makes GitHub's redelivery worth trying. It is safe even when the delivery did
+		// commit (a deadline can fire after the commit): the redelivery gets the stored answer.
+		// Only an error known to precede any commit may say that nothing was recorded.
+		msg := "delivery may have been recorded; redelivering it is safe"
+		if errors.Is(err, store.ErrNotRecorded) {
+			msg = "delivery not recorded, try again"
+		}
 		h.logger.ErrorContext(ctx, "recording webhook delivery", "delivery", delivery, "err", err)
 		h.metrics.WebhookDeliveries.WithLabelValues(label, "error").Inc()
-		writeJSON(w, http.StatusServiceUnavailable, Response{DeliveryID: delivery, Error: "could not record delivery, try again"})
+		writeJSON(w, http.StatusServiceUnavailable, Response{DeliveryID: delivery, Error: msg})
 		return
 	}
 	outcome := stored.Outcome
@@ -155,6 +174,45 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			"repo", rec.Repo, "branch", dec.Run.Branch, "sha", dec.Run.AfterSHA)
 	}
 	writeJSON(w, stored.StatusCode, Response{DeliveryID: stored.ID, Outcome: stored.Outcome, Reason: stored.Reason, RunID: stored.RunID})
+}
+
+// storable checks and cleans what the payload gives PostgreSQL, which refuses NUL bytes and
+// invalid UTF-8 in text. Names must arrive intact, or the push would be matched, cloned and
+// reported under a name that is not GitHub's, so they are refused; free text keeps U+FFFD in
+// place of what cannot be stored.
+func storable(p Parsed) (Parsed, error) {
+	if !intact(p.Repo) {
+		return Parsed{}, fmt.Errorf("%w: repository.full_name must be UTF-8 text without control characters", ErrBadPayload)
+	}
+	if p.Push == nil {
+		return p, nil
+	}
+	push := *p.Push
+	switch {
+	case !intact(push.Ref):
+		return Parsed{}, fmt.Errorf("%w: ref must be UTF-8 text without control characters", ErrBadPayload)
+	case !intact(push.CloneURL):
+		return Parsed{}, fmt.Errorf("%w: repository.clone_url must be UTF-8 text without control characters", ErrBadPayload)
+	}
+	push.Pusher, push.Message = scrub(push.Pusher), scrub(push.Message)
+	p.Push = &push
+	return p, nil
+}
+
+// intact reports whether s holds only UTF-8 text without control characters. U+FFFD counts as
+// invalid: ranging over bad bytes yields it, and it is what the JSON decoder leaves in their place.
+func intact(s string) bool {
+	for _, r := range s {
+		if r == utf8.RuneError || unicode.IsControl(r) {
+			return false
+		}
+	}
+	return true
+}
+
+// scrub makes free text storable: NUL and invalid UTF-8 become U+FFFD.
+func scrub(s string) string {
+	return strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", "\uFFFD")
 }
 
 // validate checks the signature against each configured secret with go-github's validator and

@@ -2,6 +2,7 @@ package webhook_test
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
@@ -18,6 +19,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -45,16 +47,19 @@ type fixture struct {
 
 func newFixture(t *testing.T, maxBody int64) *fixture {
 	t.Helper()
-	st := testenv.Store(t)
+	return newFixtureOn(t, testenv.Store(t), webhook.Config{MaxBody: maxBody})
+}
+
+// newFixtureOn serves a handler configured by cfg (secrets and repositories added) on st.
+func newFixtureOn(t *testing.T, st *store.Store, cfg webhook.Config) *fixture {
+	t.Helper()
 	m := metrics.New(prometheus.NewRegistry())
-	h, err := webhook.NewHandler(webhook.Config{
-		Secrets: [][]byte{[]byte("an-old-secret-being-rotated"), []byte(secret)},
-		MaxBody: maxBody,
-		Repos: config.Repos{
-			{Name: "Codertocat/Hello-World", Branches: []string{"master", "release/*"}},
-			{Name: "Octocoders/Hello-World"},
-		},
-	}, st, m, slog.New(slog.DiscardHandler))
+	cfg.Secrets = [][]byte{[]byte("an-old-secret-being-rotated"), []byte(secret)}
+	cfg.Repos = config.Repos{
+		{Name: "Codertocat/Hello-World", Branches: []string{"master", "release/*"}},
+		{Name: "Octocoders/Hello-World"},
+	}
+	h, err := webhook.NewHandler(cfg, st, m, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -328,5 +333,206 @@ func TestRedelivery(t *testing.T) {
 	wg.Wait()
 	if n := f.count(t, "runs"); n != 2 {
 		t.Errorf("runs = %d, want 2", n)
+	}
+}
+
+// Placeholders pushWith turns into what json.Marshal cannot write: a byte that is not UTF-8, and
+// an escaped lone surrogate (which a JSON decoder cannot turn into UTF-8 either).
+const (
+	badByte   = "@@bad-byte@@"
+	surrogate = "@@surrogate@@"
+)
+
+// pushWith returns the queued push fixture changed by edit.
+func pushWith(t *testing.T, edit func(m map[string]any)) []byte {
+	t.Helper()
+	var m map[string]any
+	if err := json.Unmarshal(readFixture(t, "push.with-new-branch.payload.json"), &m); err != nil {
+		t.Fatal(err)
+	}
+	edit(m)
+	b, err := json.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b = bytes.ReplaceAll(b, []byte(badByte), []byte{0xff})
+	return bytes.ReplaceAll(b, []byte(surrogate), []byte(`\ud800`))
+}
+
+func field(m map[string]any, path ...string) map[string]any {
+	for _, p := range path {
+		m = m[p].(map[string]any)
+	}
+	return m
+}
+
+// Text PostgreSQL refuses (NUL, invalid UTF-8) answered 503 once; it is now refused with a 400
+// naming the field when it identifies something, and stored with U+FFFD in its place when it is
+// free text.
+func TestUnstorableInput(t *testing.T) {
+	f := newFixture(t, 0)
+	cases := []struct {
+		name     string
+		event    string
+		delivery string
+		body     []byte
+		code     int
+		errHas   string // for a 400, the field the message must name
+		pusher   string // for a 202, what the run records
+		message  string
+	}{
+		{name: "NUL in pusher name", body: pushWith(t, func(m map[string]any) { field(m, "pusher")["name"] = "Code\x00rtocat" }),
+			code: 202, pusher: "Code\uFFFDrtocat", message: "Initial commit"},
+		{name: "invalid UTF-8 in pusher name", body: pushWith(t, func(m map[string]any) { field(m, "pusher")["name"] = "Code" + badByte }),
+			code: 202, pusher: "Code\uFFFD", message: "Initial commit"},
+		{name: "NUL in sender login used as pusher", body: pushWith(t, func(m map[string]any) {
+			field(m, "pusher")["name"] = ""
+			field(m, "sender")["login"] = "\x00octo"
+		}), code: 202, pusher: "\uFFFDocto", message: "Initial commit"},
+		{name: "NUL in commit message", body: pushWith(t, func(m map[string]any) { field(m, "head_commit")["message"] = "fix\x00it\x00" }),
+			code: 202, pusher: "Codertocat", message: "fix\uFFFDit\uFFFD"},
+		{name: "invalid UTF-8 in commit message", body: pushWith(t, func(m map[string]any) { field(m, "head_commit")["message"] = badByte + "fix" }),
+			code: 202, pusher: "Codertocat", message: "\uFFFDfix"},
+		{name: "lone surrogate in commit message", body: pushWith(t, func(m map[string]any) { field(m, "head_commit")["message"] = "fix" + surrogate }),
+			code: 202, pusher: "Codertocat", message: "fix\uFFFD"},
+		{name: "NUL in ref", body: pushWith(t, func(m map[string]any) { m["ref"] = "refs/heads/mas\x00ter" }),
+			code: 400, errHas: "ref"},
+		{name: "invalid UTF-8 in ref", body: pushWith(t, func(m map[string]any) { m["ref"] = "refs/heads/" + badByte }),
+			code: 400, errHas: "ref"},
+		{name: "control character in ref", body: pushWith(t, func(m map[string]any) { m["ref"] = "refs/heads/a\x01b" }),
+			code: 400, errHas: "ref"},
+		{name: "NUL in repository name", body: pushWith(t, func(m map[string]any) { field(m, "repository")["full_name"] = "Codertocat/Hello-World\x00" }),
+			code: 400, errHas: "repository.full_name"},
+		{name: "invalid UTF-8 in repository name", body: pushWith(t, func(m map[string]any) { field(m, "repository")["full_name"] = "Codertocat/" + badByte }),
+			code: 400, errHas: "repository.full_name"},
+		{name: "NUL in clone URL", body: pushWith(t, func(m map[string]any) { field(m, "repository")["clone_url"] = "https://github.com/\x00.git" }),
+			code: 400, errHas: "repository.clone_url"},
+		{name: "NUL in ping repository", event: "ping", body: []byte(`{"zen":"hi","repository":{"full_name":"a/b\u0000"}}`),
+			code: 400, errHas: "repository.full_name"},
+		{name: "invalid UTF-8 in delivery id", delivery: "d-\xff", body: pushWith(t, func(map[string]any) {}),
+			code: 400, errHas: "X-GitHub-Delivery"},
+		{name: "invalid UTF-8 in event", event: "push\xff", body: pushWith(t, func(map[string]any) {}),
+			code: 400, errHas: "X-GitHub-Event"},
+	}
+	accepted := 0
+	for i, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			event, delivery := cmp.Or(c.event, "push"), cmp.Or(c.delivery, fmt.Sprintf("unstorable-%d", i))
+			r := f.post(t, event, delivery, "application/json", c.body, sign(c.body, secret))
+			if r.code != c.code {
+				t.Fatalf("status %d (%+v), want %d", r.code, r.body, c.code)
+			}
+			if c.code == 400 {
+				if !strings.Contains(r.body.Error, c.errHas) {
+					t.Errorf("error %q does not name %s", r.body.Error, c.errHas)
+				}
+				return
+			}
+			accepted++
+			var pusher, message string
+			err := f.st.Pool().QueryRow(context.Background(), "SELECT pusher, message FROM runs WHERE id = $1", r.body.RunID).
+				Scan(&pusher, &message)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if pusher != c.pusher || message != c.message {
+				t.Errorf("run recorded pusher %q message %q, want %q %q", pusher, message, c.pusher, c.message)
+			}
+		})
+	}
+	if n := f.count(t, "webhook_deliveries"); n != accepted {
+		t.Errorf("deliveries = %d, want %d (refused ones must leave none)", n, accepted)
+	}
+}
+
+// GitHub must be told the truth when the database fails: a delivery whose statement reached
+// PostgreSQL may commit even though its answer never comes back.
+func TestIngestOutcomeUnknown(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	st := testenv.Store(t)
+	f := newFixtureOn(t, st, webhook.Config{Timeout: 250 * time.Millisecond})
+	// The ingest statement blocks on lock 6, which this test holds, until the handler's deadline
+	// passes and pgx sends a cancel request. The trigger swallows it, as a server stuck past the
+	// point of no return would (a commit waiting on its WAL flush cannot be cancelled), and
+	// commits. Lock 8 is released once the cancel has been swallowed, lock 9 once the transaction
+	// has ended: the test waits on them, not on the clock.
+	_, err := st.Pool().Exec(ctx, `
+		CREATE FUNCTION hold_ingest() RETURNS trigger LANGUAGE plpgsql AS $$
+		BEGIN
+			PERFORM pg_advisory_xact_lock(9);
+			PERFORM pg_advisory_lock(8);
+			BEGIN
+				PERFORM pg_advisory_xact_lock_shared(6);
+			EXCEPTION WHEN query_canceled THEN
+			END;
+			PERFORM pg_advisory_unlock(8);
+			RETURN NEW;
+		END $$;
+		CREATE TRIGGER hold_ingest AFTER INSERT ON webhook_deliveries FOR EACH ROW EXECUTE FUNCTION hold_ingest()`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lock, err := st.Pool().Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lock.Release()
+	if _, err := lock.Exec(ctx, "SELECT pg_advisory_lock(6)"); err != nil {
+		t.Fatal(err)
+	}
+
+	body := readFixture(t, "push.with-new-branch.payload.json")
+	r := f.post(t, "push", "frozen-1", "application/json", body, sign(body, secret))
+	if r.code != http.StatusServiceUnavailable {
+		t.Fatalf("status %d %+v, want 503", r.code, r.body)
+	}
+	if !strings.Contains(r.body.Error, "may have been recorded") || !strings.Contains(r.body.Error, "redelivering it is safe") {
+		t.Errorf("answer %q claims to know the outcome", r.body.Error)
+	}
+	if _, err := lock.Exec(ctx, "SELECT pg_advisory_lock(8)"); err != nil {
+		t.Fatalf("waiting for the cancel to reach the statement: %v", err)
+	}
+	if _, err := lock.Exec(ctx, "SELECT pg_advisory_lock(9)"); err != nil {
+		t.Fatalf("waiting for the statement's transaction to end: %v", err)
+	}
+	if _, err := lock.Exec(ctx, "SELECT pg_advisory_unlock_all()"); err != nil {
+		t.Fatal(err)
+	}
+	stored, err := st.WebhookDeliveryGet(ctx, "frozen-1")
+	if err != nil || stored.RunID == 0 {
+		t.Fatalf("the delivery answered 503 was committed: %+v, %v", stored, err)
+	}
+	// The redelivery the answer invites gets the stored answer and queues nothing more.
+	again := f.post(t, "push", "frozen-1", "application/json", body, sign(body, secret))
+	if again.code != http.StatusAccepted || again.body.RunID != stored.RunID || again.hdr.Get("X-Slipway-Redelivery") != "true" {
+		t.Errorf("redelivery answered %d %+v, want 202 with run %d", again.code, again.body, stored.RunID)
+	}
+	if n := f.count(t, "runs"); n != 1 {
+		t.Errorf("runs = %d, want 1", n)
+	}
+}
+
+// When no connection could be had, nothing reached PostgreSQL, and the answer may say so.
+func TestIngestNotRecorded(t *testing.T) {
+	ctx := context.Background()
+	st, err := store.Open(ctx, testenv.DatabaseURL(t), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(st.Close)
+	f := newFixtureOn(t, st, webhook.Config{Timeout: 250 * time.Millisecond})
+	held, err := st.Pool().Acquire(ctx) // the pool's only connection
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := readFixture(t, "push.with-new-branch.payload.json")
+	r := f.post(t, "push", "starved-1", "application/json", body, sign(body, secret))
+	held.Release()
+	if r.code != http.StatusServiceUnavailable || !strings.Contains(r.body.Error, "not recorded") {
+		t.Errorf("got %d %q, want 503 saying the delivery was not recorded", r.code, r.body.Error)
+	}
+	if n := f.count(t, "webhook_deliveries"); n != 0 {
+		t.Errorf("deliveries = %d, want 0", n)
 	}
 }
