@@ -4,6 +4,8 @@
 #   preloaded;
 #   cmd/slipway-bench: webhook ingest of a real `slipway serve` vs pgbench, and the half-rate latency;
 #   go test -bench BenchmarkPickupLatency ./internal/queue;
+#   go test -bench . ./internal/pipeline: parsing hostile pipeline files and the worst glob, the
+#   timings the tests bound as work (allocations, steps) rather than time;
 #   go test -bench BenchmarkDeployOverhead ./internal/e2e: webhook accepted → deployment succeeded of a
 #   trivial swarm service vs scripts/deploy-baseline.sh (docker build, push, service update), ~1.5 min;
 #   then services.sh down (always).
@@ -11,8 +13,8 @@
 #
 # Environment:
 #   SLIPWAY_BENCH_OUT        directory for the results (default /tmp/slipway-bench-results):
-#                            ingest.json, pickup.txt, deploy-overhead.txt, handler.pprof (CPU profile
-#                            of the handler)
+#                            ingest.json, pickup.txt, pipeline.txt, deploy-overhead.txt, handler.pprof
+#                            (CPU profile of the handler)
 #   SLIPWAY_BENCH_ARGS       extra flags for cmd/slipway-bench, e.g. "-duration 5s -concurrency 1,16"
 #   SLIPWAY_BENCH_PICKUPS    runs per pickup benchmark (default 300)
 #   SLIPWAY_BENCH_DEPLOYS    deploys per side in the deploy overhead benchmark (default 5; each pair
@@ -78,6 +80,9 @@ echo "bench.sh: pickup latency" >&2
 go test -run '^$' -bench BenchmarkPickupLatency -benchtime "${SLIPWAY_BENCH_PICKUPS:-300}x" -count 1 \
 	./internal/queue | tee "$out/pickup.txt" || status=$?
 
+echo "bench.sh: pipeline file parsing (hostile files) and glob matching" >&2
+go test -run '^$' -bench . -benchmem -count 1 ./internal/pipeline | tee "$out/pipeline.txt" || status=$?
+
 # The same server binary as the ingest benchmark; the benchmark itself is compiled from the working tree.
 echo "bench.sh: deploy overhead vs scripts/deploy-baseline.sh (target: ratio <= 1.10)" >&2
 SLIPWAY_BENCH_SERVER_BIN=$bin go test -run '^$' -bench BenchmarkDeployOverhead \
@@ -90,5 +95,5 @@ if [[ -s $out/handler.pprof ]]; then
 	go tool pprof -top -cum -nodecount 35 "$out/handler.pprof" 2>/dev/null | sed -n '1,45p' || true
 fi
 echo
-echo "bench.sh: results in $out (ingest.json, pickup.txt, deploy-overhead.txt, handler.pprof: go tool pprof -http :0 $out/handler.pprof)"
+echo "bench.sh: results in $out (ingest.json, pickup.txt, pipeline.txt, deploy-overhead.txt, handler.pprof: go tool pprof -http :0 $out/handler.pprof)"
 exit "$status"

@@ -8,6 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -147,12 +149,26 @@ func (r *recorder) all() []string {
 	return append([]string(nil), r.lines...)
 }
 
+// TestBuildStreamsOutput: a RUN step's output reaches the log while the build runs, not all at
+// the end. The step prints a marker and then waits on a server of the test's, which answers once
+// the marker is logged: the build cannot end first, however slow the machine. RUN steps reach that
+// server over the host network; without --network, the test engine gives them a loopback of their
+// own.
 func TestBuildStreamsOutput(t *testing.T) {
 	forEachMode(t, func(t *testing.T, e dockertest.Env, b *Builder) {
+		if b.cfg.Network == "" {
+			cfg := b.cfg
+			cfg.Network = "host"
+			var err error
+			if b, err = New(cfg, b.logger); err != nil {
+				t.Fatal(err)
+			}
+		}
+		release := make(chan struct{})
 		req := project(t, fmt.Sprintf(`FROM %s
 COPY nonce /nonce
-RUN m=stream; echo "$m-marker-out"; sleep 2
-`, e.BaseImage))
+RUN m=stream; echo "$m-marker-out"; wget -q -O /dev/null %s/
+`, e.BaseImage, gate(t, release)))
 		req.Labels = map[string]string{"org.opencontainers.image.revision": "abc123"}
 		var rec recorder
 		marker := rec.when(output("stream-marker-out"))
@@ -161,12 +177,18 @@ RUN m=stream; echo "$m-marker-out"; sleep 2
 		go func() { done <- b.Build(context.Background(), req, rec.log) }()
 
 		select {
-		case <-marker: // seen while the build still runs: streamed, not dumped at the end
+		case <-marker: // logged while its step waits for it: streamed, not dumped at the end
 		case err := <-done:
 			t.Fatalf("Build returned (%v) before the marker line was logged; lines:\n%s", err, strings.Join(rec.all(), "\n"))
+		case <-time.After(2 * time.Minute): // only stops a hung test
+			t.Errorf("the marker line was not logged while its step waited for it; lines:\n%s", strings.Join(rec.all(), "\n"))
 		}
+		close(release)
 		if err := <-done; err != nil {
 			t.Fatal(err)
+		}
+		if t.Failed() {
+			return
 		}
 		t.Logf("build took %s", time.Since(start).Round(time.Millisecond))
 
@@ -313,11 +335,11 @@ RUN m=sleeping; echo "$m-out"; sleep 300
 		case <-started:
 		case err := <-done:
 			t.Fatalf("Build returned early: %v", err)
-		case <-time.After(2 * time.Minute):
+		case <-time.After(2 * time.Minute): // only stops a hung test
 			t.Fatal("the RUN step never started")
 		}
 		// The check below must be able to see the sleep, or it proves nothing.
-		waitFor(t, 30*time.Second, "the sleep to show in /proc", func() bool { return len(sleepers(n)) > 0 })
+		waitFor(t, 2*time.Minute, "the sleep to show in /proc", func() bool { return len(sleepers(n)) > 0 })
 
 		cancel()
 		cancelled := time.Now()
@@ -326,10 +348,12 @@ RUN m=sleeping; echo "$m-out"; sleep 300
 			if !errors.Is(err, context.Canceled) {
 				t.Errorf("err = %v, want it to wrap context.Canceled", err)
 			}
-		case <-time.After(dockercli.KillGrace + 15*time.Second):
+		case <-time.After(dockercli.KillGrace + time.Minute):
 			t.Fatal("Build did not return after cancel")
 		}
-		waitFor(t, 10*time.Second, "the sleep to end", func() bool { return len(sleepers(n)) == 0 })
+		// The limits only stop a hung test: together they stay well under the sleep's 300 s, so a
+		// sleep that ends within them was ended by the cancel.
+		waitFor(t, time.Minute, "the sleep to end", func() bool { return len(sleepers(n)) == 0 })
 		t.Logf("build and its sleep gone %s after cancel", time.Since(cancelled).Round(time.Millisecond))
 	})
 }
@@ -354,6 +378,24 @@ func sleepers(n string) []int {
 		}
 	}
 	return pids
+}
+
+// gate serves RUN steps that must wait for the test: it answers each request once open is closed,
+// and returns its URL.
+func gate(t *testing.T, open <-chan struct{}) string {
+	t.Helper()
+	testOver := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-open:
+			fmt.Fprintln(w, "go on")
+		case <-r.Context().Done():
+		case <-testOver: // Close waits for handlers
+		}
+	}))
+	t.Cleanup(srv.Close)
+	t.Cleanup(func() { close(testOver) })
+	return srv.URL
 }
 
 // waitFor polls cond: the thing waited for happens in another process, which sends no signal.

@@ -114,7 +114,7 @@ func checkDeployment(t *testing.T, d deploy.Deployment, want deploy.Status) {
 		if !strings.HasPrefix(d.ImageDigest, "sha256:") || d.ImageRef == "" {
 			t.Errorf("deployment %d: image %q digest %q", d.ID, d.ImageRef, d.ImageDigest)
 		}
-		if d.ClaimedAt == nil || d.BuildingAt == nil || d.DeployingAt == nil || d.FinishedAt == nil {
+		if d.ClaimedAt == nil || d.DeployingAt == nil || d.FinishedAt == nil {
 			t.Errorf("deployment %d: stage timestamps missing: %+v", d.ID, d)
 		}
 	}
@@ -238,6 +238,9 @@ func TestDeployTwoServices(t *testing.T) {
 	if logs := d.logs(back.ID); strings.Contains(logs, "building ") {
 		t.Errorf("a rollback built an image:\n%s", logs)
 	}
+	if back.BuildingAt != nil || back.PushingAt != nil {
+		t.Errorf("a rollback shows a build or push stage: building %v, pushing %v", back.BuildingAt, back.PushingAt)
+	}
 	if code, body := get(t, fmt.Sprintf("http://127.0.0.1:%d/", port)); code != 200 || body != "version one\n" {
 		t.Errorf("api answered %d %q after the rollback", code, body)
 	}
@@ -352,7 +355,7 @@ func TestRolloutFailureRollsBack(t *testing.T) {
 	}
 }
 
-// Cancelling a deployment mid-build kills the docker build within seconds.
+// Cancelling a deployment mid-build kills the docker build: its sleep ends long before its 313 s.
 func TestCancelDuringBuild(t *testing.T) {
 	e := needDocker(t)
 	d := newDB(t)
@@ -385,7 +388,7 @@ func TestCancelDuringBuild(t *testing.T) {
 		if len(strings.TrimSpace(string(out))) == 0 {
 			break
 		}
-		if time.Since(start) > 15*time.Second {
+		if time.Since(start) > 2*time.Minute { // only stops a hung test, and tells killed from finished
 			t.Fatalf("the build's sleep is still running %s after cancel: pids %s", time.Since(start), out)
 		}
 		time.Sleep(100 * time.Millisecond)
@@ -405,8 +408,22 @@ func TestCancelDuringBuild(t *testing.T) {
 func TestSupersede(t *testing.T) {
 	e := needDocker(t)
 	d := newDB(t)
-	// The slow step comes before the changing file, so later builds reuse its cached layer.
-	df := fmt.Sprintf("FROM %s\nRUN sleep 6\nCOPY version /version\nCMD [\"sh\", \"-c\", \"trap 'exit 0' TERM; while true; do sleep 1; done\"]\n", e.base)
+	// The first build waits on the gate until the test has queued the other two, so that they
+	// find it still building however slow the machine. The waiting step comes before the changing
+	// file, so later builds reuse its cached layer (and would pass the gate if they did not).
+	release, testOver := make(chan struct{}), make(chan struct{})
+	gate := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-release:
+			fmt.Fprintln(w, "go on")
+		case <-r.Context().Done():
+		case <-testOver: // Close waits for handlers
+		}
+	}))
+	defer gate.Close()
+	defer close(testOver)
+	df := fmt.Sprintf("FROM %s\nRUN echo %s && wget -q -O- %s/\nCOPY version /version\nCMD [\"sh\", \"-c\", \"trap 'exit 0' TERM; while true; do sleep 1; done\"]\n",
+		e.base, e.id, gate.URL)
 	repo := e.oneService(t, "busy", df, map[string]string{"version": "1\n"})
 	shas := []string{repo.commit("v1")}
 	for _, v := range []string{"2", "3"} {
@@ -419,6 +436,8 @@ func TestSupersede(t *testing.T) {
 	r2 := srv.push("acme/app", "main", shas[0], shas[1], "v2")
 	d.waitRunStatus(r2, time.Minute)
 	r3 := srv.push("acme/app", "main", shas[1], shas[2], "v3")
+	d.waitRunStatus(r3, time.Minute)
+	close(release)
 	final1, final2, final3 := d.waitRun(r1, 3*time.Minute), d.waitRun(r2, 3*time.Minute), d.waitRun(r3, 3*time.Minute)
 	checkDeployment(t, final1.Deployments[0], deploy.StatusSucceeded)
 	checkDeployment(t, final2.Deployments[0], deploy.StatusSuperseded)
@@ -532,7 +551,9 @@ func TestCrashMidBuildRecovered(t *testing.T) {
 	repo := e.oneService(t, "crash", fmt.Sprintf("FROM %s\nRUN echo %s && wget -q -O- %s/\nCMD [\"sh\", \"-c\", \"trap 'exit 0' TERM; while true; do sleep 1; done\"]\n",
 		e.base, e.id, gate.URL), nil)
 	sha := repo.commit("crash")
-	env := append(e.serverEnv(repo.dir), "SLIPWAY_QUEUE_LEASE=2s", "SLIPWAY_QUEUE_RESCUE_EVERY=200ms", "SLIPWAY_QUEUE_BACKOFF_BASE=100ms")
+	// The lease is what the second process waits out. Short, but not so short that a busy machine
+	// delays a heartbeat (every lease/3) past it, which would cost the live server an attempt.
+	env := append(e.serverEnv(repo.dir), "SLIPWAY_QUEUE_LEASE=10s", "SLIPWAY_QUEUE_RESCUE_EVERY=200ms", "SLIPWAY_QUEUE_BACKOFF_BASE=100ms")
 	first := startServer(t, d.url, env...)
 	runID := first.push("acme/app", "main", zeroSHA, sha, "crash")
 	waitDeployment(t, d, runID, func(dep deploy.Deployment) bool { return calls.Load() == 1 })
@@ -542,8 +563,8 @@ func TestCrashMidBuildRecovered(t *testing.T) {
 	<-first.done
 	select {
 	case <-firstGone:
-	case <-time.After(15 * time.Second):
-		t.Fatal("the dead server's build still runs 15s later")
+	case <-time.After(2 * time.Minute): // only stops a hung test
+		t.Fatal("the dead server's build still runs 2 minutes later")
 	}
 	startServer(t, d.url, env...)
 	r := d.waitRun(runID, 3*time.Minute)

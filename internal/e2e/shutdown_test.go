@@ -27,13 +27,15 @@ func TestShutdownFinishesInFlightWork(t *testing.T) {
 	repo.write(".slipway.yml", simplePipeline)
 	sha := repo.commit("first")
 	gs := serveGit(t, repo)
-	srv := startServer(t, d.url, repoConfig(t, gs.URL), "SLIPWAY_QUEUE_SHUTDOWN_GRACE=30s", "SLIPWAY_WORKERS=1")
+	// The grace period is long so that only a planner that does not finish can miss it; the
+	// test ends as soon as it does.
+	srv := startServer(t, d.url, repoConfig(t, gs.URL), "SLIPWAY_QUEUE_SHUTDOWN_GRACE=2m", "SLIPWAY_WORKERS=1")
 
 	gs.hold()
 	runID := srv.push("acme/app", "main", zeroSHA, sha, "first")
 	<-gs.arrived // the planner is fetching now
 	stopped := make(chan error, 1)
-	go func() { stopped <- srv.stop(60 * time.Second) }()
+	go func() { stopped <- srv.stop(3 * time.Minute) }()
 	waitLog(t, srv, "queue stopping")
 	gs.release()
 	if err := <-stopped; err != nil {
@@ -59,7 +61,7 @@ func TestShutdownReleasesUnfinishedWork(t *testing.T) {
 	gs.hold()
 	runID := srv.push("acme/app", "main", zeroSHA, sha, "first")
 	<-gs.arrived
-	if err := srv.stop(30 * time.Second); err != nil {
+	if err := srv.stop(2 * time.Minute); err != nil {
 		t.Fatalf("exit: %v", err)
 	}
 	if r := d.run(runID); r.Status != deploy.StatusQueued || r.Attempt != 0 {
@@ -87,7 +89,7 @@ func repoConfig(t testing.TB, cloneURL string, extra ...string) string {
 
 func waitLog(t *testing.T, s *server, text string) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(2 * time.Minute) // only stops a hung test
 	for !strings.Contains(s.logs.String(), text) {
 		if time.Now().After(deadline) {
 			t.Fatalf("log never said %q:\n%s", text, s.logs.String())

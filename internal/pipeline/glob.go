@@ -30,14 +30,15 @@ func validGlob(pattern string) error {
 
 // matchGlob reports whether name matches pattern. A malformed pattern matches nothing.
 func matchGlob(pattern, name string) bool {
-	return matchSegments(strings.Split(pattern, "/"), strings.Split(name, "/"))
+	return matchSegments(strings.Split(pattern, "/"), strings.Split(name, "/"), matchSegment)
 }
 
-// matchSegments is the classic wildcard match with ** as the star and a path.Match of one
-// segment as the single-element test. On a mismatch it backtracks to the latest **, letting it
-// swallow one more segment; earlier ** never need revisiting, so the cost stays O(len(pat) *
-// len(name)) however many ** a pattern holds.
-func matchSegments(pat, name []string) bool {
+// matchSegments is the classic wildcard match with ** as the star and match (a path.Match of one
+// segment) as the single-element test. On a mismatch it backtracks to the latest **, letting it
+// swallow one more segment; earlier ** never need revisiting, so match is called O(len(pat) *
+// len(name)) times however many ** a pattern holds. match is a parameter so that a test can
+// count those calls.
+func matchSegments(pat, name []string, match func(pattern, seg string) bool) bool {
 	pi, ni := 0, 0
 	star, starName := -1, 0
 	for ni < len(name) {
@@ -45,7 +46,7 @@ func matchSegments(pat, name []string) bool {
 		case pi < len(pat) && pat[pi] == "**":
 			star, starName = pi, ni
 			pi++
-		case pi < len(pat) && matchSegment(pat[pi], name[ni]):
+		case pi < len(pat) && match(pat[pi], name[ni]):
 			pi++
 			ni++
 		case star >= 0:

@@ -5,13 +5,16 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 )
 
-// TestHostileInputs: files built to hurt the server are refused quickly and cheaply, with a
-// message. The bounds are loose (the race detector slows things down several times); what they
-// catch is the exponential or quadratic blow-up, which costs minutes and gigabytes.
-func TestHostileInputs(t *testing.T) {
+// hostileFile is a pipeline file built to hurt the server, and what Parse's error must say.
+type hostileFile struct {
+	name string
+	data string
+	want string
+}
+
+func hostileFiles() []hostileFile {
 	repeatLines := func(n int, line func(i int) string) string {
 		var b strings.Builder
 		for i := range n {
@@ -19,11 +22,7 @@ func TestHostileInputs(t *testing.T) {
 		}
 		return b.String()
 	}
-	tests := []struct {
-		name string
-		data string
-		want string
-	}{
+	return []hostileFile{
 		{"billion laughs", `services:
   a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]
   b: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]
@@ -62,13 +61,20 @@ func TestHostileInputs(t *testing.T) {
 		{"invisible character in a path", "services:\n  a: {image: x/a, context: \"a\u200bb\", environments: {p: {branch: main, swarm: {service: a}}}}\n", "invisible formatting characters"},
 		{"too big", strings.Repeat("#", MaxFileSize+1), "the limit is"},
 	}
-	for _, tt := range tests {
+}
+
+// TestHostileInputs: files built to hurt the server are refused cheaply, with a message. What an
+// exponential or quadratic blow-up costs is minutes and gigabytes; the bounds are on the work it
+// does, counted as heap allocations, which a busy machine or the race detector leave unchanged
+// (a wall-clock bound did not). The count must stay linear in the input; the bytes may not, since
+// goccy/go-yaml allocates quadratically in the keys of one block mapping (see checkSiblings), but
+// must stay far below what a blow-up takes. BenchmarkParseHostile has the timings.
+func TestHostileInputs(t *testing.T) {
+	for _, tt := range hostileFiles() {
 		t.Run(tt.name, func(t *testing.T) {
 			var before, after runtime.MemStats
 			runtime.ReadMemStats(&before)
-			start := time.Now()
 			f, err := Parse(".slipway.yml", []byte(tt.data))
-			elapsed := time.Since(start)
 			runtime.ReadMemStats(&after)
 			if err == nil {
 				t.Fatalf("Parse accepted it: %+v", f)
@@ -76,11 +82,27 @@ func TestHostileInputs(t *testing.T) {
 			if !strings.Contains(err.Error(), tt.want) {
 				t.Errorf("error does not mention %q:\n%.1000s", tt.want, err)
 			}
-			if elapsed > 5*time.Second {
-				t.Errorf("took %v", elapsed)
+			mallocs, bytes := after.Mallocs-before.Mallocs, after.TotalAlloc-before.TotalAlloc
+			if limit := 16*uint64(len(tt.data)) + 50_000; mallocs > limit {
+				t.Errorf("%d allocations for %d bytes of input; the limit is %d", mallocs, len(tt.data), limit)
 			}
-			if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 512<<20 {
-				t.Errorf("allocated %d MiB", alloc>>20)
+			if bytes > 512<<20 {
+				t.Errorf("allocated %d MiB", bytes>>20)
+			}
+		})
+	}
+}
+
+// BenchmarkParseHostile times what TestHostileInputs bounds (with -benchmem, the allocations too).
+func BenchmarkParseHostile(b *testing.B) {
+	for _, tt := range hostileFiles() {
+		b.Run(tt.name, func(b *testing.B) {
+			data := []byte(tt.data)
+			b.SetBytes(int64(len(data)))
+			for b.Loop() {
+				if _, err := Parse(".slipway.yml", data); err == nil {
+					b.Fatal("Parse accepted it")
+				}
 			}
 		})
 	}

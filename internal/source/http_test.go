@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -139,27 +140,64 @@ func TestTokenStaysOffArgv(t *testing.T) {
 	}
 }
 
-// TestFetchTimeout hangs the server so only Config.Timeout ends the fetch;
-// returning well within waitDelay shows the whole git process group went.
+// TestFetchTimeout hangs the server so that only Config.Timeout ends the fetch, and checks that
+// the whole git process group went with it: git's HTTP helper, which holds the connection, must
+// close it. (A helper that outlived the cancel would hold the connection, and the fetch's pipes
+// until waitDelay, and the connection after that.) The timeout must fire while git waits on the
+// server, not while it starts: when it ended git before the request came, the test tries again
+// with a timeout twice as long, so a busy machine makes it slower, not wrong.
 func TestFetchTimeout(t *testing.T) {
 	t.Parallel()
-	release := make(chan struct{})
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	for timeout := 300 * time.Millisecond; ; timeout *= 2 {
+		srv := newHangingServer(t)
+		c := newTestCache(t, Config{Timeout: timeout})
+		err := c.Fetch(t.Context(), Repo{FullName: "o/r", CloneURL: srv.url + "/repo", Token: "tok"})
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("Fetch = %v, want DeadlineExceeded", err)
+		}
 		select {
-		case <-release:
+		case <-srv.arrived:
+		default:
+			if timeout > time.Minute {
+				t.Fatalf("git never reached the server before a %v timeout", timeout)
+			}
+			t.Logf("the %v timeout ended git before its request came; trying a longer one", timeout)
+			continue
+		}
+		select {
+		case <-srv.left:
+		case <-time.After(time.Minute): // only stops a hung test
+			t.Fatal("git's HTTP helper still holds its connection a minute after Fetch returned: the cancel missed it")
+		}
+		return
+	}
+}
+
+// hangingServer answers no request: each waits until its client goes away or the test ends.
+type hangingServer struct {
+	url     string
+	arrived chan struct{} // closed when the first request comes in
+	left    chan struct{} // closed when the first request's client has gone away
+}
+
+func newHangingServer(t *testing.T) *hangingServer {
+	t.Helper()
+	h := &hangingServer{arrived: make(chan struct{}), left: make(chan struct{})}
+	var first sync.Once
+	testOver := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		isFirst := false
+		first.Do(func() { isFirst = true; close(h.arrived) })
+		select {
 		case <-r.Context().Done():
+			if isFirst {
+				close(h.left)
+			}
+		case <-testOver: // Close waits for handlers
 		}
 	}))
 	t.Cleanup(srv.Close)
-	t.Cleanup(func() { close(release) })
-
-	c := newTestCache(t, Config{Timeout: 300 * time.Millisecond})
-	start := time.Now()
-	err := c.Fetch(t.Context(), Repo{FullName: "o/r", CloneURL: srv.URL + "/repo", Token: "tok"})
-	if !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("Fetch = %v, want DeadlineExceeded", err)
-	}
-	if elapsed := time.Since(start); elapsed > waitDelay/2 {
-		t.Errorf("Fetch took %v after its deadline; git helpers outlived the cancel", elapsed)
-	}
+	t.Cleanup(func() { close(testOver) })
+	h.url = srv.URL
+	return h
 }

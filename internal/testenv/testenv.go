@@ -41,7 +41,9 @@ var dbSeq atomic.Int64
 func DatabaseURL(t testing.TB) string {
 	t.Helper()
 	base := Require(t, "SLIPWAY_TEST_DATABASE_URL")
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	// Only stops a hung test: the template's lock can be waited for while another test binary
+	// migrates it, and a loaded machine makes every step slow.
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	admin, err := pgx.Connect(ctx, base)
 	if err != nil {
