@@ -9,7 +9,7 @@ SERVICES_DIR := .services
 # this never walks .services/ (a docker data root) or web/node_modules.
 GO_FILES_CMD = $(GO) list -e -f '{{$$d := .Dir}}{{range .GoFiles}}{{$$d}}/{{.}}{{"\n"}}{{end}}{{range .CgoFiles}}{{$$d}}/{{.}}{{"\n"}}{{end}}{{range .TestGoFiles}}{{$$d}}/{{.}}{{"\n"}}{{end}}{{range .XTestGoFiles}}{{$$d}}/{{.}}{{"\n"}}{{end}}{{range .IgnoredGoFiles}}{{$$d}}/{{.}}{{"\n"}}{{end}}' ./...
 
-.PHONY: help build test vet services-up services-down run bench
+.PHONY: help build test test-loaded vet services-up services-down run bench
 
 help: ## list the targets
 	@awk 'BEGIN { FS = ":.*?## " } /^[a-zA-Z0-9_-]+:.*?## / { printf "  %-14s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
@@ -19,6 +19,9 @@ build: ## build bin/slipway
 
 test: ## run all tests with -race against private PostgreSQL, Docker, Swarm and registry (scripts/test.sh)
 	bash scripts/test.sh
+
+test-loaded: ## run make test under a CPU-hogging load (scripts/cpuhog.sh)
+	bash scripts/cpuhog.sh -- $(MAKE) --no-print-directory test
 
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
@@ -41,3 +44,7 @@ run: ## run Slipway locally (scripts/run.sh)
 
 bench: ## run the benchmarks (scripts/bench.sh)
 	bash scripts/bench.sh
+
+.PHONY: chaos
+chaos: ## the long chaos suite: replicas killed and paused, PostgreSQL restarted, under pushes (README)
+	SLIPWAY_CHAOS=long bash scripts/test.sh -run '^TestChaos$$' -v -timeout 90m

@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/slipway-dev/slipway/internal/config"
+	"github.com/slipway-dev/slipway/internal/engine"
 	"github.com/slipway-dev/slipway/internal/metrics"
 	"github.com/slipway-dev/slipway/internal/queue"
 	"github.com/slipway-dev/slipway/internal/store"
@@ -64,7 +65,13 @@ func serve(ctx context.Context, args, env []string, stderr io.Writer) error {
 		return err
 	}
 
-	handlers, err := kinds(ctx, cfg, st, logger)
+	// The one Docker engine every build, push and rollout uses.
+	eng, err := engine.New(cfg.Docker.Binary, cfg.Docker.Host)
+	if err != nil {
+		return err
+	}
+	defer eng.Close()
+	handlers, err := kinds(ctx, cfg, st, eng, logger)
 	if err != nil {
 		return err
 	}

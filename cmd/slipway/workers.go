@@ -8,6 +8,7 @@ import (
 	"github.com/slipway-dev/slipway/internal/build"
 	"github.com/slipway-dev/slipway/internal/config"
 	"github.com/slipway-dev/slipway/internal/deploy"
+	"github.com/slipway-dev/slipway/internal/engine"
 	"github.com/slipway-dev/slipway/internal/pipeline"
 	"github.com/slipway-dev/slipway/internal/queue"
 	"github.com/slipway-dev/slipway/internal/registry"
@@ -19,7 +20,7 @@ import (
 )
 
 // kinds wires the queue's item kinds to their handlers.
-func kinds(ctx context.Context, cfg config.Config, st *store.Store, logger *slog.Logger) ([]queue.Kind, error) {
+func kinds(ctx context.Context, cfg config.Config, st *store.Store, eng *engine.Engine, logger *slog.Logger) ([]queue.Kind, error) {
 	src, err := source.New(source.Config{Dir: cfg.Git.CacheDir, WorkDir: cfg.Git.WorkDir, Timeout: cfg.Git.Timeout.D()},
 		logger.With("component", "source"))
 	if err != nil {
@@ -54,11 +55,11 @@ func kinds(ctx context.Context, cfg config.Config, st *store.Store, logger *slog
 	if err != nil {
 		reg = unavailable{err}
 	}
-	dockerTarget, err := docker.New(docker.Config{DockerBinary: dc.Binary, Host: dc.Host, StableFor: dc.StableFor.D()}, logger.With("component", "target.docker"))
+	dockerTarget, err := docker.New(docker.Config{StableFor: dc.StableFor.D()}, eng, logger.With("component", "target.docker"))
 	if err != nil {
 		return nil, err
 	}
-	swarmTarget, err := swarm.New(swarm.Config{DockerBinary: dc.Binary, Host: dc.Host, UpdateMonitor: dc.SwarmUpdateMonitor.D()}, logger.With("component", "target.swarm"))
+	swarmTarget, err := swarm.New(swarm.Config{UpdateMonitor: dc.SwarmUpdateMonitor.D()}, eng, logger.With("component", "target.swarm"))
 	if err != nil {
 		return nil, err
 	}

@@ -86,12 +86,18 @@ type Deployment struct {
 	ReplacedID   *int64          `json:"replaced_id,omitempty"`
 	SupersededBy *int64          `json:"superseded_by,omitempty"`
 	Attempt      int             `json:"attempt"`
-	CreatedAt    time.Time       `json:"created_at"`
-	ClaimedAt    *time.Time      `json:"claimed_at,omitempty"`
-	BuildingAt   *time.Time      `json:"building_at,omitempty"`
-	PushingAt    *time.Time      `json:"pushing_at,omitempty"`
-	DeployingAt  *time.Time      `json:"deploying_at,omitempty"`
-	FinishedAt   *time.Time      `json:"finished_at,omitempty"`
+	MaxAttempts  int             `json:"max_attempts"`
+	// CancelRequested is set once someone asked for the deployment to stop.
+	CancelRequested bool `json:"cancel_requested,omitempty"`
+	// TargetTouched is set once a worker started changing the target: until the deployment is
+	// final, the target may be in any state, and whoever claims it next puts it back first.
+	TargetTouched bool       `json:"target_touched,omitempty"`
+	CreatedAt     time.Time  `json:"created_at"`
+	ClaimedAt     *time.Time `json:"claimed_at,omitempty"`
+	BuildingAt    *time.Time `json:"building_at,omitempty"`
+	PushingAt     *time.Time `json:"pushing_at,omitempty"`
+	DeployingAt   *time.Time `json:"deploying_at,omitempty"`
+	FinishedAt    *time.Time `json:"finished_at,omitempty"`
 }
 
 // NewDeployment is what planning a run asks the store to enqueue.
@@ -103,6 +109,11 @@ type NewDeployment struct {
 	TargetKind  string
 	Target      json.RawMessage
 	CommitSHA   string
+	// ImageRef and ImageDigest are set when the image is known before any build (a rollback).
+	ImageRef    string
+	ImageDigest string
+	// Error is why planning refused the deployment; it is recorded as failed with it.
+	Error string
 }
 
 // Error codes, mapped to HTTP status codes in exactly one place (internal/web).

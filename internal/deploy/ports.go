@@ -47,7 +47,24 @@ type Rollout struct {
 	Image string
 	// Previous is the image the last successful deployment put there, "" if none is known.
 	Previous string
-	Target   pipeline.Target
+	// PreviousID is the deployment that put Previous live (0 if none): what the database records
+	// as live, which is what a target restores on failure, never a guess from what it finds.
+	PreviousID int64
+	// PreviousTarget is that deployment's target block, to run Previous again exactly as it ran.
+	PreviousTarget pipeline.Target
+	Target         pipeline.Target
+	// Held reports whether the worker still holds its claim on the deployment. A target calls it
+	// before every change it makes (create, stop, start, rename, remove, update) and stops when it
+	// fails: a worker that lost its lease must leave the target to the new owner. nil means held.
+	Held func() error
+}
+
+// CheckHeld calls r.Held, if set.
+func (r Rollout) CheckHeld() error {
+	if r.Held == nil {
+		return nil
+	}
+	return r.Held()
 }
 
 // Target rolls images out to one kind of place (a local container, a Swarm service, an ECS service).
@@ -58,6 +75,11 @@ type Target interface {
 	Deploy(ctx context.Context, r Rollout, log LogFunc) error
 	// Rollback makes r.Image live again without a build: one click back to a known-good image.
 	Rollback(ctx context.Context, r Rollout, log LogFunc) error
+	// Restore makes the target run r.Previous again, as deployment r.PreviousID left it, after an
+	// attempt of deployment r.DeploymentID was interrupted while changing it (r.Image is unset).
+	// It starts from whatever it finds, removes what the interrupted attempt left, and is a no-op
+	// when the live version runs already. With no live version it only removes what was left.
+	Restore(ctx context.Context, r Rollout, log LogFunc) error
 }
 
 // ErrRolledBack marks a rollout that failed and was reverted to the previous version.

@@ -3,6 +3,7 @@ package dockercli
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"strings"
 	"sync"
 	"unicode/utf8"
@@ -143,3 +144,8 @@ func (t *tail) String() string {
 	ordered := append(append([]string(nil), t.lines[t.n%tailLines:]...), t.lines[:t.n%tailLines]...)
 	return strings.Join(ordered, "\n")
 }
+
+// LineWriter returns a writer that splits what is written into lines of at most MaxLine bytes,
+// storable as PostgreSQL text, and hands each to emit; Close emits a last unterminated line. It is
+// for output read through the Engine API (a container's logs), which arrives as a byte stream too.
+func LineWriter(emit func(string)) io.WriteCloser { return newLineWriter(MaxLine, false, emit) }

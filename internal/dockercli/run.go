@@ -15,7 +15,6 @@ import (
 	"os"
 	"os/exec"
 	"slices"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -168,20 +167,27 @@ func (k *killer) exited() {
 	}
 }
 
-// Env returns the current process's environment with the variables named in set replaced (or
-// removed, when the value is ""), so the child gets exactly the docker settings we chose.
+// passed are the server's own variables a docker child may see: where to find programs and its
+// home (plugins, the default config), the locale, and the engine's address and TLS settings.
+// Nothing else of the server's environment reaches a child: it holds the database URL, tokens and
+// secrets. DOCKER_CONTEXT is never passed, so a context chosen in the server's environment cannot
+// point a child at another engine.
+var passed = []string{"PATH", "HOME", "TMPDIR", "LANG", "LC_ALL", "DOCKER_HOST", "DOCKER_TLS_VERIFY", "DOCKER_CERT_PATH"}
+
+// Env is the whole environment of a docker child: the few variables in passed, with set on top
+// (a value of "" removes the variable).
 func Env(set map[string]string) []string {
-	env := make([]string, 0, len(os.Environ())+len(set))
-	for _, kv := range os.Environ() {
-		name, _, _ := strings.Cut(kv, "=")
-		if _, ok := set[name]; ok {
-			continue
+	vars := map[string]string{}
+	for _, k := range passed {
+		if v, ok := os.LookupEnv(k); ok {
+			vars[k] = v
 		}
-		env = append(env, kv)
 	}
-	for _, k := range slices.Sorted(maps.Keys(set)) {
-		if v := set[k]; v != "" {
-			env = append(env, k+"="+v)
+	maps.Copy(vars, set)
+	env := make([]string, 0, len(vars))
+	for _, k := range slices.Sorted(maps.Keys(vars)) {
+		if vars[k] != "" {
+			env = append(env, k+"="+vars[k])
 		}
 	}
 	return env

@@ -21,6 +21,8 @@ type Metrics struct {
 	JobsFinished      *prometheus.CounterVec   // kind, status
 	JobDuration       *prometheus.HistogramVec // kind
 	Rescued           *prometheus.CounterVec   // kind
+	StaleWrites       *prometheus.CounterVec   // kind, write
+	LeasesLost        *prometheus.CounterVec   // kind
 }
 
 // New builds the collectors and registers them, with the Go and process collectors, on reg.
@@ -61,9 +63,17 @@ func New(reg prometheus.Registerer) *Metrics {
 			Name: "slipway_queue_rescued_total",
 			Help: "Queue items taken back after their lease expired, by kind.",
 		}, []string{"kind"}),
+		StaleWrites: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "slipway_stale_writes_refused_total",
+			Help: "Writes the database refused because the worker making them no longer held its claim, by kind and write.",
+		}, []string{"kind", "write"}),
+		LeasesLost: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "slipway_queue_leases_lost_total",
+			Help: "Items a worker of this replica stopped because it lost, or could not renew, its lease, by kind.",
+		}, []string{"kind"}),
 	}
 	reg.MustRegister(m.WebhookDeliveries, m.WebhookDuration, m.ClaimLatency, m.WorkersBusy, m.Workers,
-		m.JobsFinished, m.JobDuration, m.Rescued,
+		m.JobsFinished, m.JobDuration, m.Rescued, m.StaleWrites, m.LeasesLost,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m

@@ -35,10 +35,10 @@ func (s *pickupStore) QueueClaim(ctx context.Context, kind, owner string, lease 
 	return c, ok, err
 }
 
-func (s *pickupStore) QueueFinish(ctx context.Context, kind string, id int64, owner, status, errMsg string) (bool, error) {
-	held, err := s.Store.QueueFinish(ctx, kind, id, owner, status, errMsg)
-	s.finished <- id
-	return held, err
+func (s *pickupStore) QueueFinish(ctx context.Context, c store.Claim, status, errMsg string) error {
+	err := s.Store.QueueFinish(ctx, c, status, errMsg)
+	s.finished <- c.ID
+	return err
 }
 
 // startBenchQueue runs a queue with the production defaults (both kinds, 4 workers, every duration

@@ -19,24 +19,41 @@ import (
 // Store is what the queue needs from the database; *store.Store implements it.
 type Store interface {
 	QueueClaim(ctx context.Context, kind, owner string, lease time.Duration) (store.Claimed, bool, error)
-	QueueHeartbeat(ctx context.Context, kind string, id int64, owner string, lease time.Duration) (held, cancel bool, err error)
-	QueueFinish(ctx context.Context, kind string, id int64, owner, status, errMsg string) (bool, error)
-	QueueRetry(ctx context.Context, kind string, id int64, owner, errMsg string, delay time.Duration) (string, error)
-	QueueRelease(ctx context.Context, kind string, id int64, owner string) error
+	QueueHeartbeat(ctx context.Context, c store.Claim, lease time.Duration) (cancel bool, err error)
+	QueueFinish(ctx context.Context, c store.Claim, status, errMsg string) error
+	QueueRetry(ctx context.Context, c store.Claim, errMsg string, delay time.Duration) (string, error)
+	QueueRelease(ctx context.Context, c store.Claim) error
 	QueueRescue(ctx context.Context, kind string, backoffBase time.Duration) ([]store.Rescued, error)
 	Listen(ctx context.Context, channels []string, fn func(channel, payload string), ready func()) error
 }
 
 var _ Store = (*store.Store)(nil)
 
-// Job is one claimed item handed to a Handler.
+// Job is one claimed item handed to a Handler. Its Claim (owner and attempt) goes with every
+// write the handler makes, so that the database refuses the writes of a worker that lost its lease.
 type Job struct {
-	Kind    string
-	ID      int64
-	Attempt int
-	// Owner is the lease owner; handlers that write stage changes check it so a worker that lost
-	// its lease cannot overwrite the work of the one that took over.
-	Owner string
+	store.Claim
+	lease *lease
+	stale func(write string)
+}
+
+// Held reports whether the worker may still act for the item: nil while its lease was renewed
+// recently enough that no rescuer can have taken it back, an error once it may have been. A
+// handler calls it before each side effect outside the database (a container stopped, a service
+// updated); the job's context is cancelled at the same moment.
+func (j Job) Held() error {
+	if j.lease == nil {
+		return nil
+	}
+	return j.lease.held()
+}
+
+// Refused records that the database refused a write of the handler's (store.ErrNotHeld): the
+// slipway_stale_writes_refused_total metric counts them.
+func (j Job) Refused(write string) {
+	if j.stale != nil {
+		j.stale(write)
+	}
 }
 
 // Handler does the work of one item. Its context is cancelled when the item is cancelled, when
@@ -91,7 +108,7 @@ type running struct {
 // Causes of a job context's cancellation; the worker chooses what to write from them.
 var (
 	ErrCancelRequested = errors.New("cancelled on request")
-	errLeaseLost       = errors.New("lease lost to another worker")
+	errLeaseLost       = errors.New("lease lost: another worker may have taken the item over")
 	errShutdown        = errors.New("worker shutting down")
 )
 
@@ -117,6 +134,7 @@ func New(cfg Config, st Store, m *metrics.Metrics, logger *slog.Logger) (*Queue,
 		kinds[k.Name] = k
 		// Export every kind's series from the start, so dashboards see zeros rather than gaps.
 		m.WorkersBusy.WithLabelValues(k.Name)
+		m.LeasesLost.WithLabelValues(k.Name)
 		m.ClaimLatency.WithLabelValues(k.Name)
 		m.JobDuration.WithLabelValues(k.Name)
 	}
@@ -248,6 +266,7 @@ func (q *Queue) claimNext(ctx context.Context, want map[string]bool, next *int) 
 		if !want[k.Name] {
 			continue
 		}
+		sent := time.Now()
 		c, ok, err := q.store.QueueClaim(ctx, k.Name, q.cfg.Owner, q.cfg.Lease)
 		if err != nil {
 			if ctx.Err() == nil {
@@ -260,7 +279,9 @@ func (q *Queue) claimNext(ctx context.Context, want map[string]bool, next *int) 
 			continue
 		}
 		q.metrics.ClaimLatency.WithLabelValues(k.Name).Observe(c.Waited.Seconds())
-		return Job{Kind: c.Kind, ID: c.ID, Attempt: c.Attempt, Owner: q.cfg.Owner}, true
+		kind := k.Name
+		return Job{Claim: c.Claim, lease: newLease(q.cfg.Lease, sent),
+			stale: func(write string) { q.metrics.StaleWrites.WithLabelValues(kind, write).Inc() }}, true
 	}
 	return Job{}, false
 }

@@ -440,7 +440,7 @@ func TestLatestWins(t *testing.T) {
 	first := enqueue()
 	waitFor(t, "first building", func() bool { s, _, _ := status(t, st, "deployments", first); return s == "building" })
 	second, third := enqueue(), enqueue()
-	if s, _, msg := status(t, st, "deployments", second); s != "superseded" || msg != fmt.Sprintf("superseded by deployment %d", third) {
+	if s, _, msg := status(t, st, "deployments", second); s != "superseded" || msg != fmt.Sprintf("superseded by deployment %d of a later push", third) {
 		t.Errorf("second: %s %q", s, msg)
 	}
 	if s, _, _ := status(t, st, "deployments", first); s != "building" {
@@ -529,7 +529,7 @@ func TestRescuedDeploymentDoesNotOverrideNewer(t *testing.T) {
 	if len(ran) != 1 || ran[0] != newer {
 		t.Errorf("ran %v, want only %d", ran, newer)
 	}
-	if _, _, msg := status(t, st, "deployments", old); msg != fmt.Sprintf("superseded by deployment %d", newer) {
+	if _, _, msg := status(t, st, "deployments", old); msg != fmt.Sprintf("superseded by deployment %d of a later push", newer) {
 		t.Errorf("old deployment's error %q", msg)
 	}
 }

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"sync"
 	"time"
+
+	"github.com/slipway-dev/slipway/internal/store"
 )
 
 // FinishError ends an item with a chosen final status (e.g. "skipped", "rolled_back").
@@ -96,12 +98,13 @@ func (q *Queue) runHandler(ctx context.Context, job Job) (err error) {
 
 // settle writes what the handler's result means. It returns the status written, "" if none.
 func (q *Queue) settle(ctx context.Context, job Job, herr, cause error) (string, error) {
-	owner := q.cfg.Owner
 	switch {
-	case errors.Is(cause, errLeaseLost):
-		return "", nil // whoever took the item over owns its record now
+	case errors.Is(cause, errLeaseLost), errors.Is(herr, store.ErrNotHeld):
+		// Whoever took the item over owns its record now: write nothing.
+		q.metrics.LeasesLost.WithLabelValues(job.Kind).Inc()
+		return "", nil
 	case errors.Is(cause, errShutdown):
-		return "", q.store.QueueRelease(ctx, job.Kind, job.ID, owner)
+		return "", q.refused(job, "release", q.store.QueueRelease(ctx, job.Claim))
 	case errors.Is(cause, ErrCancelRequested):
 		return q.finish(ctx, job, "cancelled", "cancelled on request")
 	}
@@ -117,43 +120,82 @@ func (q *Queue) settle(ctx context.Context, job Job, herr, cause error) (string,
 		return q.finish(ctx, job, fe.Status, msg)
 	default:
 		delay := q.cfg.BackoffBase * time.Duration(1<<min(job.Attempt-1, 6))
-		status, err := q.store.QueueRetry(ctx, job.Kind, job.ID, owner, herr.Error(), delay)
+		status, err := q.store.QueueRetry(ctx, job.Claim, herr.Error(), delay)
 		if err == nil && status == "queued" {
 			q.logger.WarnContext(ctx, "item failed, will retry", "kind", job.Kind, "id", job.ID, "err", herr, "delay", delay)
 		}
-		return status, err
+		return status, q.refused(job, "retry", err)
 	}
 }
 
 func (q *Queue) finish(ctx context.Context, job Job, status, msg string) (string, error) {
-	held, err := q.store.QueueFinish(ctx, job.Kind, job.ID, q.cfg.Owner, status, msg)
-	if err != nil || !held {
-		return "", err
+	if err := q.store.QueueFinish(ctx, job.Claim, status, msg); err != nil {
+		return "", q.refused(job, "finish", err)
 	}
 	return status, nil
 }
 
-// heartbeat renews the lease until ctx ends, and cancels the job when the lease is lost or a cancel
-// was requested (the fallback for a lost NOTIFY).
+// refused counts a write the database refused for want of the claim, which is not an error: the
+// item is someone else's now.
+func (q *Queue) refused(job Job, write string, err error) error {
+	if errors.Is(err, store.ErrNotHeld) {
+		job.Refused(write)
+		q.logger.Warn("write refused: lease lost", "kind", job.Kind, "id", job.ID, "attempt", job.Attempt, "write", write)
+		return nil
+	}
+	return err
+}
+
+// heartbeat renews the lease until ctx ends. It cancels the job when the lease is lost, when it
+// could not be renewed for two thirds of its length (so the worker stops well before a rescuer can
+// take the item over), or when a cancel was requested (the fallback for a lost NOTIFY).
 func (q *Queue) heartbeat(ctx context.Context, job Job, cancel context.CancelCauseFunc) {
-	t := time.NewTicker(q.cfg.Lease / 3)
+	every := q.cfg.Lease / 3
+	t := time.NewTicker(every)
 	defer t.Stop()
+	deadline := time.NewTimer(time.Until(job.lease.expires()))
+	defer deadline.Stop()
+	lost := func(why string) {
+		job.lease.giveUp()
+		cancel(errLeaseLost)
+		q.logger.WarnContext(ctx, "stopping item: "+why, "kind", job.Kind, "id", job.ID, "attempt", job.Attempt)
+	}
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case <-deadline.C:
+			if job.lease.held() != nil {
+				lost("lease not renewed in time")
+				return
+			}
+			deadline.Reset(time.Until(job.lease.expires()))
+			continue
 		case <-t.C:
 		}
-		held, cancelReq, err := q.store.QueueHeartbeat(ctx, job.Kind, job.ID, q.cfg.Owner, q.cfg.Lease)
+		sent := time.Now()
+		hctx, hcancel := context.WithTimeout(ctx, every)
+		cancelReq, err := q.store.QueueHeartbeat(hctx, job.Claim, q.cfg.Lease)
+		hcancel()
 		switch {
+		case errors.Is(err, store.ErrNotHeld):
+			lost("lease taken over")
+			return
 		case err != nil:
 			if ctx.Err() == nil {
 				q.logger.WarnContext(ctx, "renewing lease", "kind", job.Kind, "id", job.ID, "err", err)
 			}
-		case !held:
-			cancel(errLeaseLost)
-			return
-		case cancelReq:
+			continue
+		}
+		job.lease.renew(sent)
+		if !deadline.Stop() {
+			select {
+			case <-deadline.C:
+			default:
+			}
+		}
+		deadline.Reset(time.Until(job.lease.expires()))
+		if cancelReq {
 			cancel(ErrCancelRequested)
 		}
 	}

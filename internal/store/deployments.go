@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -11,13 +12,14 @@ import (
 )
 
 const deploymentColumns = `id, run_id, repo, service, environment, target_kind, target, commit_sha, status, error,
-	image_ref, image_digest, replaced_id, superseded_by, attempt, created_at, claimed_at, building_at,
-	pushing_at, deploying_at, finished_at`
+	image_ref, image_digest, replaced_id, superseded_by, attempt, max_attempts, cancel_requested, target_touched,
+	created_at, claimed_at, building_at, pushing_at, deploying_at, finished_at`
 
 // deploymentFields are the scan destinations of deploymentColumns, in order.
 func deploymentFields(d *deploy.Deployment) []any {
 	return []any{&d.ID, &d.RunID, &d.Repo, &d.Service, &d.Environment, &d.TargetKind, &d.Target, &d.CommitSHA,
 		&d.Status, &d.Error, &d.ImageRef, &d.ImageDigest, &d.ReplacedID, &d.SupersededBy, &d.Attempt,
+		&d.MaxAttempts, &d.CancelRequested, &d.TargetTouched,
 		&d.CreatedAt, &d.ClaimedAt, &d.BuildingAt, &d.PushingAt, &d.DeployingAt, &d.FinishedAt}
 }
 
@@ -27,55 +29,106 @@ func scanDeployment(row pgx.CollectableRow) (deploy.Deployment, error) {
 	return d, err
 }
 
-// deploymentInsert queues one deployment, idempotently per run, service and environment.
+// deploymentInsert queues one deployment, idempotently per run, service and environment. A
+// deployment whose image is already known (a rollback) is inserted with it.
 const deploymentInsert = `
-INSERT INTO deployments (run_id, repo, service, environment, target_kind, target, commit_sha)
-VALUES ($1, $2, $3, $4, $5, coalesce($6::jsonb, '{}'), $7)
+INSERT INTO deployments (run_id, repo, service, environment, target_kind, target, commit_sha, image_ref, image_digest)
+VALUES ($1, $2, $3, $4, $5, coalesce($6::jsonb, '{}'), $7, $8, $9)
 ON CONFLICT (run_id, service, environment) DO NOTHING
 RETURNING id`
 
-// deploymentSupersede is latest-wins: older deployments of the same service+environment still
-// waiting in the queue will never run. A running one is left alone; the new one waits for it.
-const deploymentSupersede = `
-UPDATE deployments SET status = 'superseded', superseded_by = $4, finished_at = now(), updated_at = now(),
-	error = 'superseded by deployment ' || $4
-WHERE repo = $1 AND service = $2 AND environment = $3 AND status = 'queued' AND id < $4`
+// deploymentOvertaken is latest-wins for a push planned late: when a later push already has a
+// deployment of the same service+environment (queued, running or done), the new one never runs.
+const deploymentOvertaken = `
+UPDATE deployments d SET status = 'superseded', superseded_by = n.id, finished_at = now(), updated_at = now(),
+	error = 'superseded by deployment ' || n.id || ' of a later push'
+FROM (
+	SELECT id FROM deployments
+	WHERE repo = $1 AND service = $2 AND environment = $3 AND run_id > $4
+	  AND status NOT IN ('superseded', 'cancelled')
+	ORDER BY run_id DESC LIMIT 1
+) n
+WHERE d.id = $5
+RETURNING n.id`
 
-// DeploymentsEnqueue queues deployments in one transaction, superseding older queued deployments of
-// the same service+environment, and wakes the workers. Deployments already created for the same
-// run, service and environment are not created again; ids holds only the new ones.
-func (s *Store) DeploymentsEnqueue(ctx context.Context, ds []deploy.NewDeployment) (ids []int64, err error) {
+// deploymentSupersede is latest-wins: deployments of earlier pushes to the same service+environment
+// still waiting in the queue will never run. A running one is left alone (the new one waits for
+// it), and so is one whose target was touched (it must put the target back first).
+const deploymentSupersede = `
+UPDATE deployments SET status = 'superseded', superseded_by = $4::bigint, finished_at = now(), updated_at = now(),
+	error = 'superseded by deployment ' || $4::bigint || ' of a later push'
+WHERE repo = $1 AND service = $2 AND environment = $3 AND status = 'queued' AND run_id < $5
+  AND NOT target_touched`
+
+// runHeld locks the run a planner holds, or finds nothing when its claim was lost.
+const runHeld = `
+SELECT id FROM runs WHERE id = $1 AND lease_owner = $2 AND attempt = $3 AND status = 'planning' FOR UPDATE`
+
+// DeploymentsPlan records what planning a run decided, in one transaction under the planner's
+// claim on the run: the deployments to queue (superseding older queued deployments of the same
+// service+environment, or superseded at once by a later push's) and the refused ones, failed with
+// their Error. It wakes the workers. Deployments already created for the same run, service and
+// environment are not created again; ids holds only the new queued ones. A planner that lost its
+// claim gets ErrNotHeld and nothing is written.
+func (s *Store) DeploymentsPlan(ctx context.Context, c Claim, queue, refused []deploy.NewDeployment) (ids []int64, err error) {
 	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		ids, err = enqueueTx(ctx, tx, ds)
+		if err := tx.QueryRow(ctx, runHeld, c.ID, c.Owner, c.Attempt).Scan(new(int64)); err != nil {
+			if err == pgx.ErrNoRows {
+				return ErrNotHeld
+			}
+			return err
+		}
+		if err := refuseTx(ctx, tx, refused); err != nil {
+			return err
+		}
+		ids, err = enqueueTx(ctx, tx, queue)
 		return err
 	})
+	if errors.Is(err, ErrNotHeld) {
+		return nil, err
+	}
 	if err != nil {
 		return nil, interpret(err, "queueing deployments")
 	}
 	return ids, nil
 }
 
+// DeploymentsEnqueue queues deployments outside any planner's claim (tests, manual triggers), as
+// DeploymentsPlan does.
+func (s *Store) DeploymentsEnqueue(ctx context.Context, ds []deploy.NewDeployment) (ids []int64, err error) {
+	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		ids, err = enqueueTx(ctx, tx, ds)
+		return err
+	})
+	return ids, interpret(err, "queueing deployments")
+}
+
 func enqueueTx(ctx context.Context, tx pgx.Tx, ds []deploy.NewDeployment) (ids []int64, err error) {
 	for _, d := range ds {
 		// Serializes enqueuers of one service+environment, so two concurrent pushes cannot both
-		// miss each other's queued deployment.
+		// miss each other's deployment.
 		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended($1, 0))`,
 			d.Repo+"\n"+d.Service+"\n"+d.Environment); err != nil {
 			return nil, err
 		}
-		var target any
-		if len(d.Target) > 0 {
-			target = string(d.Target)
-		}
 		var id int64
-		err := tx.QueryRow(ctx, deploymentInsert, d.RunID, d.Repo, d.Service, d.Environment, d.TargetKind, target, d.CommitSHA).Scan(&id)
+		err := tx.QueryRow(ctx, deploymentInsert, d.RunID, d.Repo, d.Service, d.Environment, d.TargetKind,
+			jsonOrNil(d.Target), d.CommitSHA, d.ImageRef, d.ImageDigest).Scan(&id)
 		if err == pgx.ErrNoRows {
 			continue
 		}
 		if err != nil {
 			return nil, err
 		}
-		if _, err := tx.Exec(ctx, deploymentSupersede, d.Repo, d.Service, d.Environment, id); err != nil {
+		var newer int64
+		err = tx.QueryRow(ctx, deploymentOvertaken, d.Repo, d.Service, d.Environment, d.RunID, id).Scan(&newer)
+		if err == nil {
+			continue
+		}
+		if err != pgx.ErrNoRows {
+			return nil, err
+		}
+		if _, err := tx.Exec(ctx, deploymentSupersede, d.Repo, d.Service, d.Environment, id, d.RunID); err != nil {
 			return nil, err
 		}
 		ids = append(ids, id)
@@ -86,6 +139,30 @@ func enqueueTx(ctx context.Context, tx pgx.Tx, ds []deploy.NewDeployment) (ids [
 		}
 	}
 	return ids, nil
+}
+
+// refuseTx records deployments that planning refused (a target outside the repository's policy)
+// as failed with their Error, so the history shows them.
+func refuseTx(ctx context.Context, tx pgx.Tx, ds []deploy.NewDeployment) error {
+	for _, d := range ds {
+		_, err := tx.Exec(ctx, `
+			INSERT INTO deployments (run_id, repo, service, environment, target_kind, target, commit_sha,
+				status, error, finished_at)
+			VALUES ($1, $2, $3, $4, $5, coalesce($6::jsonb, '{}'), $7, 'failed', $8, now())
+			ON CONFLICT (run_id, service, environment) DO NOTHING`,
+			d.RunID, d.Repo, d.Service, d.Environment, d.TargetKind, jsonOrNil(d.Target), d.CommitSHA, d.Error)
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func jsonOrNil(raw []byte) any {
+	if len(raw) == 0 {
+		return nil
+	}
+	return string(raw)
 }
 
 // RollbackEnqueue records a rollback as a run of its own (trigger "rollback", already planned:
@@ -130,36 +207,56 @@ func (s *Store) DeploymentsByRun(ctx context.Context, runID int64) ([]deploy.Dep
 	return ds, interpret(err, "listing deployments")
 }
 
-// stageColumn names the timestamp column each stage sets.
-var stageColumn = map[deploy.Status]string{
-	deploy.StatusBuilding:  "building_at",
-	deploy.StatusPushing:   "pushing_at",
-	deploy.StatusDeploying: "deploying_at",
-}
-
-// DeploymentStage moves a deployment owner holds to the next active stage and stamps its time.
-// It fails with ECONFLICT when owner no longer holds the lease.
-func (s *Store) DeploymentStage(ctx context.Context, id int64, owner string, status deploy.Status) error {
-	col, ok := stageColumn[status]
-	if !ok {
+// DeploymentStage moves a claimed deployment to an active stage and stamps the stage's time; the
+// deploying stage also marks the target touched. It returns ErrNotHeld when the claim was lost.
+func (s *Store) DeploymentStage(ctx context.Context, c Claim, status deploy.Status) error {
+	if !status.Active() {
 		return fmt.Errorf("%q is not an active stage", status)
 	}
-	tag, err := s.pool.Exec(ctx, `UPDATE deployments SET status = $3, `+col+` = now(), updated_at = now()
-		WHERE id = $1 AND lease_owner = $2 AND status IN ('building', 'pushing', 'deploying')`, id, owner, status)
+	tag, err := s.pool.Exec(ctx, `
+		UPDATE deployments SET status = $4, updated_at = now(),
+			building_at = CASE WHEN $4 = 'building' THEN now() ELSE building_at END,
+			pushing_at = CASE WHEN $4 = 'pushing' THEN now() ELSE pushing_at END,
+			deploying_at = CASE WHEN $4 = 'deploying' THEN now() ELSE deploying_at END,
+			target_touched = target_touched OR $4 = 'deploying'
+		WHERE id = $1 AND lease_owner = $2 AND attempt = $3 AND status IN ('building', 'pushing', 'deploying')`,
+		c.ID, c.Owner, c.Attempt, string(status))
 	if err != nil {
 		return interpret(err, "recording deployment stage")
 	}
 	if tag.RowsAffected() == 0 {
-		return deploy.Errorf(deploy.ECONFLICT, "deployment %d is no longer held by %s", id, owner)
+		return ErrNotHeld
 	}
 	return nil
 }
 
-// DeploymentImage records the image a deployment built or reused, and the deployment it replaces.
-func (s *Store) DeploymentImage(ctx context.Context, id int64, ref, digest string, replaced *int64) error {
-	_, err := s.pool.Exec(ctx, `UPDATE deployments SET image_ref = $2, image_digest = $3, replaced_id = $4,
-		updated_at = now() WHERE id = $1`, id, ref, digest, replaced)
-	return interpret(err, "recording deployment image")
+// DeploymentImage records, under the worker's claim, the image a deployment built or reused and
+// the deployment it replaces. It returns ErrNotHeld when the claim was lost.
+func (s *Store) DeploymentImage(ctx context.Context, c Claim, ref, digest string, replaced *int64) error {
+	tag, err := s.pool.Exec(ctx, `UPDATE deployments SET image_ref = $4, image_digest = $5, replaced_id = $6,
+		updated_at = now()
+		WHERE id = $1 AND lease_owner = $2 AND attempt = $3 AND status IN ('building', 'pushing', 'deploying')`,
+		c.ID, c.Owner, c.Attempt, ref, digest, replaced)
+	if err != nil {
+		return interpret(err, "recording deployment image")
+	}
+	if tag.RowsAffected() == 0 {
+		return ErrNotHeld
+	}
+	return nil
+}
+
+// DeploymentOvertakenBy returns the newest deployment of a later push to d's service+environment
+// that is not superseded or cancelled; ok is false when there is none.
+func (s *Store) DeploymentOvertakenBy(ctx context.Context, d deploy.Deployment) (id int64, ok bool, err error) {
+	err = s.pool.QueryRow(ctx, `SELECT id FROM deployments
+		WHERE repo = $1 AND service = $2 AND environment = $3 AND run_id > $4
+		  AND status NOT IN ('superseded', 'cancelled')
+		ORDER BY run_id DESC LIMIT 1`, d.Repo, d.Service, d.Environment, d.RunID).Scan(&id)
+	if err == pgx.ErrNoRows {
+		return 0, false, nil
+	}
+	return id, err == nil, interpret(err, "reading later deployments")
 }
 
 // DeploymentLive returns the last deployment of repo's service to environment that succeeded:
@@ -178,27 +275,6 @@ func (s *Store) DeploymentLive(ctx context.Context, repo, service, environment s
 	return d, err == nil, interpret(err, "reading live deployment")
 }
 
-// DeploymentsRecordRefused records deployments that planning refused (a target outside the
-// repository's policy) as failed with the reason, so the history shows them.
-func (s *Store) DeploymentsRecordRefused(ctx context.Context, ds []deploy.NewDeployment, reasons []string) error {
-	for i, d := range ds {
-		var target any
-		if len(d.Target) > 0 {
-			target = string(d.Target)
-		}
-		_, err := s.pool.Exec(ctx, `
-			INSERT INTO deployments (run_id, repo, service, environment, target_kind, target, commit_sha,
-				status, error, finished_at)
-			VALUES ($1, $2, $3, $4, $5, coalesce($6::jsonb, '{}'), $7, 'failed', $8, now())
-			ON CONFLICT (run_id, service, environment) DO NOTHING`,
-			d.RunID, d.Repo, d.Service, d.Environment, d.TargetKind, target, d.CommitSHA, reasons[i])
-		if err != nil {
-			return interpret(err, "recording refused deployment")
-		}
-	}
-	return nil
-}
-
 // DeploymentFilter selects deployments for the history; empty fields match everything.
 type DeploymentFilter struct {
 	Repo, Service, Environment, Status string
@@ -210,7 +286,7 @@ type DeploymentFilter struct {
 func (s *Store) DeploymentsList(ctx context.Context, f DeploymentFilter) ([]deploy.Deployment, error) {
 	rows, err := s.pool.Query(ctx, `SELECT `+deploymentColumns+` FROM deployments
 		WHERE ($1 = '' OR repo = $1) AND ($2 = '' OR service = $2) AND ($3 = '' OR environment = $3)
-		  AND ($4 = '' OR status = $4) AND ($5 = 0 OR id < $5)
+		  AND ($4 = '' OR status = $4) AND ($5::bigint = 0 OR id < $5::bigint)
 		ORDER BY id DESC LIMIT $6`, f.Repo, f.Service, f.Environment, f.Status, f.Before, f.Limit)
 	if err != nil {
 		return nil, interpret(err, "listing deployments")

@@ -15,8 +15,10 @@ type LogLine struct {
 	CreatedAt time.Time `json:"created_at"`
 }
 
-// DeploymentLogsAppend stores lines in one round trip.
-func (s *Store) DeploymentLogsAppend(ctx context.Context, deploymentID int64, lines []LogLine) error {
+// DeploymentLogsAppend stores lines in one round trip, under the writer's claim on the deployment:
+// a worker that lost its claim gets ErrNotHeld and nothing is written, so a deployment's log never
+// goes back from one attempt to an earlier one.
+func (s *Store) DeploymentLogsAppend(ctx context.Context, c Claim, lines []LogLine) error {
 	if len(lines) == 0 {
 		return nil
 	}
@@ -26,11 +28,19 @@ func (s *Store) DeploymentLogsAppend(ctx context.Context, deploymentID int64, li
 	for i, l := range lines {
 		streams[i], texts[i], times[i] = l.Stream, l.Line, l.CreatedAt
 	}
-	_, err := s.pool.Exec(ctx, `
-		INSERT INTO deployment_logs (deployment_id, stream, line, created_at)
-		SELECT $1, s, l, t FROM unnest($2::text[], $3::text[], $4::timestamptz[]) AS u(s, l, t)`,
-		deploymentID, streams, texts, times)
-	return interpret(err, "appending deployment logs")
+	tag, err := s.pool.Exec(ctx, `
+		INSERT INTO deployment_logs (deployment_id, attempt, stream, line, created_at)
+		SELECT $1, $3, s, l, t FROM unnest($4::text[], $5::text[], $6::timestamptz[]) AS u(s, l, t)
+		WHERE EXISTS (SELECT 1 FROM deployments WHERE id = $1 AND lease_owner = $2 AND attempt = $3
+			AND status IN ('building', 'pushing', 'deploying'))`,
+		c.ID, c.Owner, c.Attempt, streams, texts, times)
+	if err != nil {
+		return interpret(err, "appending deployment logs")
+	}
+	if tag.RowsAffected() == 0 {
+		return ErrNotHeld
+	}
+	return nil
 }
 
 // DeploymentLogs returns up to limit lines after the line id after, oldest first: the live tail

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -22,74 +23,52 @@ const (
 	KindDeployment = "deployment"
 )
 
-// queueTable holds what differs between the two queue tables.
-type queueTable struct {
-	name    string
-	claimed string // status a claim moves an item to
-	active  string // SQL list of statuses that hold a lease
+// Claim is one worker's hold on a queue item: the replica that owns the lease and the attempt it
+// claimed. Every write a worker makes for the item is conditional on both, so a worker that lost
+// its lease (paused, partitioned, slow) cannot overwrite the work of the one that took over.
+type Claim struct {
+	Kind    string
+	ID      int64
+	Owner   string
+	Attempt int
 }
 
-var queueTables = map[string]queueTable{
-	KindRun:        {name: "runs", claimed: "planning", active: "('planning')"},
-	KindDeployment: {name: "deployments", claimed: "building", active: "('building', 'pushing', 'deploying')"},
-}
-
-func tableFor(kind string) (queueTable, error) {
-	t, ok := queueTables[kind]
-	if !ok {
-		return queueTable{}, fmt.Errorf("unknown queue kind %q", kind)
-	}
-	return t, nil
-}
+// ErrNotHeld is returned by a write made under a claim that is no longer held: the write was
+// refused and nothing changed.
+var ErrNotHeld = errors.New("claim no longer held: another worker took the item over")
 
 // Claimed is an item a worker now holds.
 type Claimed struct {
-	Kind    string
-	ID      int64
-	Attempt int
+	Claim
 	// Waited is how long the item was claimable before this claim.
 	Waited time.Duration
 }
 
-// claimSQL takes the oldest claimable item. For deployments, an item whose service+environment
-// already has an active deployment is passed over; the unique index deployments_one_active is what
-// guarantees it, this filter only keeps workers from tripping over it.
-func claimSQL(t queueTable) string {
-	extra, stage := "", ""
-	if t.name == "deployments" {
-		// A deployment put back in the queue (retry, rescue, release) after a newer push of the
-		// same service+environment must never run: it would roll the older code out over the newer.
-		// deploymentsSupersedeStale marks it superseded; until then it is passed over.
-		extra = `AND NOT EXISTS (SELECT 1 FROM deployments a
-			WHERE a.repo = q.repo AND a.service = q.service AND a.environment = q.environment
-			  AND a.status IN ` + t.active + `)
-		AND NOT EXISTS (SELECT 1 FROM deployments n
-			WHERE n.repo = q.repo AND n.service = q.service AND n.environment = q.environment
-			  AND n.id > q.id AND n.status NOT IN ('superseded', 'cancelled'))`
-		stage = ", building_at = now()"
+// queueSQL holds one table's queue queries. They are literal per table (see queue_sql.go) so each
+// reads, and plans, on its own; Store methods pick them by kind.
+type queueSQL struct {
+	claim, heartbeat, finish, retry, release, rescue, cancel, depth, status string
+	active                                                                  []string
+}
+
+func queriesFor(kind string) (queueSQL, error) {
+	switch kind {
+	case KindRun:
+		return runsQueue, nil
+	case KindDeployment:
+		return deploymentsQueue, nil
 	}
-	return `
-WITH c AS (
-	SELECT id FROM ` + t.name + ` q
-	WHERE status = 'queued' AND run_after <= now() ` + extra + `
-	ORDER BY run_after, id
-	LIMIT 1
-	FOR UPDATE SKIP LOCKED
-)
-UPDATE ` + t.name + ` q SET status = '` + t.claimed + `', attempt = attempt + 1, lease_owner = $1,
-	lease_expires_at = now() + $2::interval, claimed_at = now(), updated_at = now()` + stage + `
-FROM c WHERE q.id = c.id
-RETURNING q.id, q.attempt, extract(epoch FROM now() - q.run_after)`
+	return queueSQL{}, fmt.Errorf("unknown queue kind %q", kind)
 }
 
 // QueueClaim claims one item of kind for owner with a lease. ok is false when nothing is claimable.
 func (s *Store) QueueClaim(ctx context.Context, kind, owner string, lease time.Duration) (c Claimed, ok bool, err error) {
-	t, err := tableFor(kind)
+	q, err := queriesFor(kind)
 	if err != nil {
 		return Claimed{}, false, err
 	}
 	var waited float64
-	err = s.pool.QueryRow(ctx, claimSQL(t), owner, lease).Scan(&c.ID, &c.Attempt, &waited)
+	err = s.pool.QueryRow(ctx, q.claim, owner, lease).Scan(&c.ID, &c.Attempt, &waited)
 	switch {
 	case err == pgx.ErrNoRows:
 		return Claimed{}, false, nil
@@ -99,98 +78,72 @@ func (s *Store) QueueClaim(ctx context.Context, kind, owner string, lease time.D
 	case err != nil:
 		return Claimed{}, false, interpret(err, "claiming "+kind)
 	}
-	c.Kind = kind
+	c.Kind, c.Owner = kind, owner
 	c.Waited = time.Duration(max(waited, 0) * float64(time.Second))
 	return c, true, nil
 }
 
-// QueueHeartbeat extends the lease of an item owner holds. held is false when the lease was lost
-// (rescued by another replica); cancel is true when someone asked for the item to be cancelled.
-func (s *Store) QueueHeartbeat(ctx context.Context, kind string, id int64, owner string, lease time.Duration) (held, cancel bool, err error) {
-	t, err := tableFor(kind)
-	if err != nil {
-		return false, false, err
-	}
-	err = s.pool.QueryRow(ctx, `UPDATE `+t.name+` SET lease_expires_at = now() + $3::interval
-		WHERE id = $1 AND lease_owner = $2 AND status IN `+t.active+`
-		RETURNING cancel_requested`, id, owner, lease).Scan(&cancel)
-	if err == pgx.ErrNoRows {
-		return false, false, nil
-	}
-	if err != nil {
-		return false, false, interpret(err, "renewing lease")
-	}
-	return true, cancel, nil
-}
-
-// QueueFinish records a final status for an item owner holds. It reports false when the lease had
-// been lost, in which case nothing was written.
-func (s *Store) QueueFinish(ctx context.Context, kind string, id int64, owner, status, errMsg string) (bool, error) {
-	t, err := tableFor(kind)
+// QueueHeartbeat extends the lease of a claimed item. It returns ErrNotHeld when the claim was
+// lost (rescued by another replica); cancel is true when someone asked for the item to be cancelled.
+func (s *Store) QueueHeartbeat(ctx context.Context, c Claim, lease time.Duration) (cancel bool, err error) {
+	q, err := queriesFor(c.Kind)
 	if err != nil {
 		return false, err
 	}
-	// A finished deployment frees its service+environment for a deployment waiting on it, so it
-	// wakes the workers; a finished run has nothing to hand on (planning notified for what it queued).
-	notify, counted := "", ""
-	if kind == KindDeployment {
-		notify = `, n AS (SELECT pg_notify('` + ChannelWork + `', '` + KindDeployment + `') FROM u)`
-		counted = ` AND (SELECT count(*) FROM n) >= 0` // referencing n is what makes it run
+	err = s.pool.QueryRow(ctx, q.heartbeat, c.ID, c.Owner, c.Attempt, lease).Scan(&cancel)
+	if err == pgx.ErrNoRows {
+		return false, ErrNotHeld
 	}
-	var held bool
-	err = s.pool.QueryRow(ctx, `
-		WITH u AS (
-			UPDATE `+t.name+` SET status = $3, error = $4, finished_at = now(), updated_at = now(),
-				lease_owner = NULL, lease_expires_at = NULL
-			WHERE id = $1 AND lease_owner = $2 AND status IN `+t.active+`
-			RETURNING id
-		)`+notify+`
-		SELECT EXISTS (SELECT 1 FROM u)`+counted, id, owner, status, errMsg).Scan(&held)
-	if err != nil {
-		return false, interpret(err, "finishing "+kind)
-	}
-	return held, nil
+	return cancel, interpret(err, "renewing lease")
 }
 
-// QueueRetry puts an item owner holds back in the queue after delay, keeping its error for the
-// record, or fails it when its attempts are used up. It returns the status written.
-func (s *Store) QueueRetry(ctx context.Context, kind string, id int64, owner, errMsg string, delay time.Duration) (string, error) {
-	t, err := tableFor(kind)
+// QueueFinish records a final status for a claimed item. It returns ErrNotHeld, having written
+// nothing, when the claim had been lost.
+func (s *Store) QueueFinish(ctx context.Context, c Claim, status, errMsg string) error {
+	q, err := queriesFor(c.Kind)
+	if err != nil {
+		return err
+	}
+	var held bool
+	if err := s.pool.QueryRow(ctx, q.finish, c.ID, c.Owner, c.Attempt, status, errMsg).Scan(&held); err != nil {
+		return interpret(err, "finishing "+c.Kind)
+	}
+	if !held {
+		return ErrNotHeld
+	}
+	return nil
+}
+
+// QueueRetry puts a claimed item back in the queue after delay, keeping its error for the record,
+// or fails it when its attempts are used up. It returns the status written, or ErrNotHeld.
+func (s *Store) QueueRetry(ctx context.Context, c Claim, errMsg string, delay time.Duration) (string, error) {
+	q, err := queriesFor(c.Kind)
 	if err != nil {
 		return "", err
 	}
 	var status string
-	err = s.pool.QueryRow(ctx, `
-		UPDATE `+t.name+` SET
-			status = CASE WHEN cancel_requested THEN 'cancelled'
-			              WHEN attempt >= max_attempts THEN 'failed' ELSE 'queued' END,
-			error = $3, run_after = now() + $4::interval, updated_at = now(),
-			finished_at = CASE WHEN cancel_requested OR attempt >= max_attempts THEN now() END,
-			lease_owner = NULL, lease_expires_at = NULL
-		WHERE id = $1 AND lease_owner = $2 AND status IN `+t.active+`
-		RETURNING status`, id, owner, errMsg, delay).Scan(&status)
+	err = s.pool.QueryRow(ctx, q.retry, c.ID, c.Owner, c.Attempt, errMsg, delay).Scan(&status)
 	if err == pgx.ErrNoRows {
-		return "", nil
+		return "", ErrNotHeld
 	}
-	return status, interpret(err, "retrying "+kind)
+	return status, interpret(err, "retrying "+c.Kind)
 }
 
 // QueueRelease hands an unfinished item back without counting the attempt, so another worker or
 // replica picks it up at once. Used when a worker shuts down.
-func (s *Store) QueueRelease(ctx context.Context, kind string, id int64, owner string) error {
-	t, err := tableFor(kind)
+func (s *Store) QueueRelease(ctx context.Context, c Claim) error {
+	q, err := queriesFor(c.Kind)
 	if err != nil {
 		return err
 	}
-	_, err = s.pool.Exec(ctx, `
-		WITH u AS (
-			UPDATE `+t.name+` SET status = 'queued', attempt = greatest(attempt - 1, 0), run_after = now(),
-				updated_at = now(), lease_owner = NULL, lease_expires_at = NULL
-			WHERE id = $1 AND lease_owner = $2 AND status IN `+t.active+`
-			RETURNING id
-		)
-		SELECT pg_notify('`+ChannelWork+`', $3) FROM u`, id, owner, kind)
-	return interpret(err, "releasing "+kind)
+	var released bool
+	if err := s.pool.QueryRow(ctx, q.release, c.ID, c.Owner, c.Attempt).Scan(&released); err != nil {
+		return interpret(err, "releasing "+c.Kind)
+	}
+	if !released {
+		return ErrNotHeld
+	}
+	return nil
 }
 
 // Rescued is an item whose lease expired and that was taken back.
@@ -202,24 +155,16 @@ type Rescued struct {
 
 // QueueRescue takes back every item of kind whose lease has expired: its worker died or hangs.
 // It is queued again after an exponential backoff (base·2^attempt, capped at 64·base), or failed
-// with a reason once it has used its attempts. For deployments it also supersedes queued ones that
-// a newer deployment of the same service+environment has overtaken.
+// with a reason once it has used its attempts. A deployment interrupted mid-rollout is the
+// exception: it is queued again at once, even out of attempts, so that its next worker puts the
+// target back in a known state (see the executor). For deployments it also supersedes queued ones
+// that a newer push has overtaken.
 func (s *Store) QueueRescue(ctx context.Context, kind string, backoffBase time.Duration) ([]Rescued, error) {
-	t, err := tableFor(kind)
+	q, err := queriesFor(kind)
 	if err != nil {
 		return nil, err
 	}
-	rows, err := s.pool.Query(ctx, `
-		UPDATE `+t.name+` SET
-			status = CASE WHEN cancel_requested THEN 'cancelled'
-			              WHEN attempt >= max_attempts THEN 'failed' ELSE 'queued' END,
-			error = format('lease of %s expired while %s (attempt %s of %s): worker lost',
-			               lease_owner, status, attempt, max_attempts),
-			run_after = now() + $1::interval * power(2, least(attempt, 6)),
-			finished_at = CASE WHEN cancel_requested OR attempt >= max_attempts THEN now() END,
-			updated_at = now(), lease_owner = NULL, lease_expires_at = NULL
-		WHERE status IN `+t.active+` AND lease_expires_at < now()
-		RETURNING id, status`, backoffBase)
+	rows, err := s.pool.Query(ctx, q.rescue, backoffBase)
 	if err != nil {
 		return nil, interpret(err, "rescuing "+kind)
 	}
@@ -238,59 +183,34 @@ func (s *Store) QueueRescue(ctx context.Context, kind string, backoffBase time.D
 	return out, nil
 }
 
-// deploymentsSupersedeStale is latest-wins for deployments that came back to the queue after a
-// newer one of the same service+environment was created (whatever became of the newer one).
-const deploymentsSupersedeStale = `
-UPDATE deployments q SET status = 'superseded', superseded_by = n.newest, finished_at = now(), updated_at = now(),
-	error = 'superseded by deployment ' || n.newest
-FROM (
-	SELECT d.id, max(m.id) AS newest FROM deployments d
-	JOIN deployments m ON m.repo = d.repo AND m.service = d.service AND m.environment = d.environment
-		AND m.id > d.id AND m.status NOT IN ('superseded', 'cancelled')
-	WHERE d.status = 'queued'
-	GROUP BY d.id
-) n
-WHERE q.id = n.id AND q.status = 'queued'`
-
 // QueueCancel asks for an item to be cancelled: a queued one is cancelled at once, a claimed one is
 // flagged and its worker told through NOTIFY (and through its next heartbeat, should that be lost).
 // It returns the status after the call.
 func (s *Store) QueueCancel(ctx context.Context, kind string, id int64) (string, error) {
-	t, err := tableFor(kind)
+	q, err := queriesFor(kind)
 	if err != nil {
 		return "", err
 	}
 	var status string
-	err = s.pool.QueryRow(ctx, `
-		WITH u AS (
-			UPDATE `+t.name+` SET cancel_requested = true, updated_at = now(),
-				status = CASE WHEN status = 'queued' THEN 'cancelled' ELSE status END,
-				finished_at = CASE WHEN status = 'queued' THEN now() ELSE finished_at END
-			WHERE id = $1 AND status IN ('queued', `+t.active[1:]+`
-			RETURNING id, status
-		), n AS (
-			SELECT pg_notify('`+ChannelCancel+`', $2 || ':' || id) FROM u
-		)
-		SELECT status, (SELECT count(*) FROM n) FROM u`, id, kind).Scan(&status, new(int64))
+	err = s.pool.QueryRow(ctx, q.cancel, id, kind).Scan(&status, new(int64))
 	if err == pgx.ErrNoRows {
-		return "", fmt.Errorf("cancelling %s %d: %w", kind, id, errNotCancellable(ctx, s, t, id))
+		return "", fmt.Errorf("cancelling %s %d: %w", kind, id, errNotCancellable(ctx, s, q, kind, id))
 	}
 	return status, interpret(err, "cancelling "+kind)
 }
 
 // QueueDepth counts unfinished items of kind by status, for the queue-depth gauge.
 func (s *Store) QueueDepth(ctx context.Context, kind string) (map[string]int64, error) {
-	t, err := tableFor(kind)
+	q, err := queriesFor(kind)
 	if err != nil {
 		return nil, err
 	}
-	rows, err := s.pool.Query(ctx, `SELECT status, count(*) FROM `+t.name+`
-		WHERE status IN ('queued', `+t.active[1:]+` GROUP BY status`)
+	rows, err := s.pool.Query(ctx, q.depth)
 	if err != nil {
 		return nil, interpret(err, "counting queue")
 	}
 	out := map[string]int64{"queued": 0}
-	for _, st := range activeStatuses(kind) {
+	for _, st := range q.active {
 		out[st] = 0
 	}
 	for rows.Next() {
@@ -304,19 +224,11 @@ func (s *Store) QueueDepth(ctx context.Context, kind string) (map[string]int64, 
 	return out, interpret(rows.Err(), "counting queue")
 }
 
-func activeStatuses(kind string) []string {
-	if kind == KindRun {
-		return []string{"planning"}
-	}
-	return []string{"building", "pushing", "deploying"}
-}
-
 // errNotCancellable explains why QueueCancel changed nothing: the item is missing or already final.
-func errNotCancellable(ctx context.Context, s *Store, t queueTable, id int64) error {
+func errNotCancellable(ctx context.Context, s *Store, q queueSQL, kind string, id int64) error {
 	var status string
-	err := s.pool.QueryRow(ctx, `SELECT status FROM `+t.name+` WHERE id = $1`, id).Scan(&status)
-	if err != nil {
-		return interpret(err, t.name[:len(t.name)-1])
+	if err := s.pool.QueryRow(ctx, q.status, id).Scan(&status); err != nil {
+		return interpret(err, kind)
 	}
 	return deploy.Errorf(deploy.ECONFLICT, "already %s", status)
 }

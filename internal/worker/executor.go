@@ -55,16 +55,60 @@ func (e *Executor) Handle(ctx context.Context, job queue.Job) error {
 		return err
 	}
 	logger := e.logger.With("deployment_id", d.ID, "service", d.Service, "environment", d.Environment, "sha", short(d.CommitSHA))
-	lw := newLogWriter(e.st, d.ID, logger)
+	lw := newLogWriter(e.st, job.Claim, func() { job.Refused("log") }, logger)
 	defer lw.Close()
 	lw.Logf("attempt %d by %s: %s of %s at %s to %s", job.Attempt, job.Owner, d.Service, d.Repo, short(d.CommitSHA), d.Environment)
 
-	err = e.execute(ctx, job, d, run, lw)
+	var spec Spec
+	if err := json.Unmarshal(d.Target, &spec); err != nil {
+		return queue.Permanent(fmt.Errorf("reading deployment spec: %w", err))
+	}
+	target, ok := e.targets[spec.Target.Kind]
+	if !ok {
+		return queue.Permanent(fmt.Errorf("this server has no %q target configured", spec.Target.Kind))
+	}
+	p := plan{job: job, d: d, run: run, spec: spec, target: target, lw: lw}
+	if p.live, p.hasLive, err = e.st.DeploymentLive(ctx, d.Repo, d.Service, d.Environment); err != nil {
+		return err
+	}
+	if d.TargetTouched {
+		if done, err := e.resume(ctx, p); done {
+			return err
+		}
+	}
+	err = e.execute(ctx, p)
 	if err != nil {
 		lw.Logf("%s", describe(ctx, err))
 		logger.WarnContext(ctx, "deployment did not succeed", "err", err)
 	}
 	return err
+}
+
+// plan is what one attempt at a deployment works from.
+type plan struct {
+	job     queue.Job
+	d       deploy.Deployment
+	run     deploy.Run
+	spec    Spec
+	target  deploy.Target
+	lw      *logWriter
+	live    deploy.Deployment // what the database records as live there, if hasLive
+	hasLive bool
+}
+
+// rollout is the request to the target for image, with what is recorded live as the previous
+// version and the claim's fence.
+func (p plan) rollout(image string) deploy.Rollout {
+	r := deploy.Rollout{DeploymentID: p.d.ID, Repo: p.d.Repo, Service: p.d.Service,
+		Environment: p.d.Environment, Image: image, Target: p.spec.Target, Held: p.job.Held}
+	if p.hasLive {
+		r.Previous, r.PreviousID = pinned(p.live), p.live.ID
+		var liveSpec Spec
+		if err := json.Unmarshal(p.live.Target, &liveSpec); err == nil {
+			r.PreviousTarget = liveSpec.Target
+		}
+	}
+	return r
 }
 
 func describe(ctx context.Context, err error) string {
@@ -74,50 +118,85 @@ func describe(ctx context.Context, err error) string {
 	return "error: " + err.Error()
 }
 
-func (e *Executor) execute(ctx context.Context, job queue.Job, d deploy.Deployment, run deploy.Run, lw *logWriter) error {
-	var spec Spec
-	if err := json.Unmarshal(d.Target, &spec); err != nil {
-		return queue.Permanent(fmt.Errorf("reading deployment spec: %w", err))
+// resume handles a deployment whose target an earlier attempt was changing when its worker was
+// lost. When the deployment must not go on (it was cancelled, it is out of attempts, or a later
+// push overtook it), it puts back what the database records as live and ends the deployment:
+// done is true. Otherwise the rollout starts over, which begins from whatever it finds.
+func (e *Executor) resume(ctx context.Context, p plan) (done bool, err error) {
+	status, reason := deploy.Status(""), ""
+	switch {
+	case p.d.CancelRequested:
+		status, reason = deploy.StatusCancelled, "cancelled on request"
+	case p.job.Attempt > p.d.MaxAttempts:
+		status, reason = deploy.StatusFailed, cmp.Or(p.d.Error, "worker lost")+"; out of attempts"
+	default:
+		newer, ok, err := e.st.DeploymentOvertakenBy(ctx, p.d)
+		if err != nil {
+			return true, err
+		}
+		if !ok {
+			p.lw.Logf("attempt %d was interrupted while rolling out: starting the rollout over", p.job.Attempt-1)
+			return false, nil
+		}
+		status, reason = deploy.StatusSuperseded, fmt.Sprintf("superseded by deployment %d of a later push", newer)
 	}
-	target, ok := e.targets[spec.Target.Kind]
-	if !ok {
-		return queue.Permanent(fmt.Errorf("this server has no %q target configured", spec.Target.Kind))
+	p.lw.Logf("an earlier attempt was interrupted while rolling out, and this deployment ends (%s): putting back what is live", reason)
+	// A cancel request would cancel ctx at the next heartbeat: the restore must finish anyway. The
+	// claim's fence still stops it if the lease is lost.
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), e.cfg.DeployTimeout)
+	defer cancel()
+	if err := p.target.Restore(rctx, p.rollout(""), p.lw.Log); err != nil {
+		p.lw.Logf("could not put the live version back: %v", err)
+		return true, queue.Finish(string(deploy.StatusFailed), fmt.Errorf("%s; putting the live version back failed: %w", reason, err))
 	}
-	live, hasLive, err := e.st.DeploymentLive(ctx, d.Repo, d.Service, d.Environment)
-	if err != nil {
-		return err
+	if p.hasLive {
+		p.lw.Logf("deployment %d's version runs again", p.live.ID)
 	}
+	return true, queue.Finish(string(status), errors.New(reason))
+}
 
-	imageRef, digest := spec.Build.Image+"@"+spec.Digest, spec.Digest
-	if spec.RollbackOf == 0 {
-		if imageRef, digest, err = e.image(ctx, job, d, run, spec, lw); err != nil {
+func (e *Executor) execute(ctx context.Context, p plan) error {
+	d, spec, lw := p.d, p.spec, p.lw
+	var imageRef, digest string
+	switch {
+	case d.ImageDigest != "":
+		// A rollback, or a retry after the image was pushed: nothing to build.
+		imageRef, digest = cmp.Or(d.ImageRef, spec.Build.Image+"@"+d.ImageDigest), d.ImageDigest
+		if spec.RollbackOf != 0 {
+			lw.Logf("rollback to deployment %d: no build, its image %s@%s", spec.RollbackOf, spec.Build.Image, digest)
+		} else {
+			lw.Logf("image %s@%s was pushed by an earlier attempt: no build", spec.Build.Image, digest)
+		}
+	default:
+		if err := e.st.DeploymentStage(ctx, p.job.Claim, deploy.StatusBuilding); err != nil {
 			return err
 		}
-	} else {
-		lw.Logf("rollback to deployment %d: no build, its image %s", spec.RollbackOf, imageRef)
+		var err error
+		if imageRef, digest, err = e.image(ctx, p); err != nil {
+			return err
+		}
 	}
 	var replaced *int64
-	previous := ""
-	if hasLive {
-		replaced = &live.ID
-		previous = pinned(live)
+	if p.hasLive {
+		replaced = &p.live.ID
 	}
-	if err := e.st.DeploymentImage(ctx, d.ID, imageRef, digest, replaced); err != nil {
+	if err := e.st.DeploymentImage(ctx, p.job.Claim, imageRef, digest, replaced); err != nil {
 		return err
 	}
-	if err := e.st.DeploymentStage(ctx, d.ID, job.Owner, deploy.StatusDeploying); err != nil {
+	if err := e.st.DeploymentStage(ctx, p.job.Claim, deploy.StatusDeploying); err != nil {
 		return err
 	}
 	image := spec.Build.Image + "@" + digest
-	lw.Logf("rolling out %s to %s %s (previous: %s)", image, spec.Target.Kind, spec.Target.Name(), cmp.Or(previous, "none"))
-	dctx, cancel := context.WithTimeout(ctx, e.cfg.DeployTimeout)
+	r := p.rollout(image)
+	lw.Logf("rolling out %s to %s %s (live: %s)", image, spec.Target.Kind, spec.Target.Name(), cmp.Or(r.Previous, "none"))
+	dctx, cancel := context.WithTimeoutCause(ctx, e.cfg.DeployTimeout,
+		fmt.Errorf("the deploy stage did not finish within %s (stages.deploy_timeout)", e.cfg.DeployTimeout))
 	defer cancel()
-	rollout := deploy.Rollout{DeploymentID: d.ID, Repo: d.Repo, Service: d.Service,
-		Environment: d.Environment, Image: image, Previous: previous, Target: spec.Target}
+	var err error
 	if spec.RollbackOf == 0 {
-		err = target.Deploy(dctx, rollout, lw.Log)
+		err = p.target.Deploy(dctx, r, lw.Log)
 	} else {
-		err = target.Rollback(dctx, rollout, lw.Log)
+		err = p.target.Rollback(dctx, r, lw.Log)
 	}
 	switch {
 	case err == nil:
@@ -134,7 +213,8 @@ func (e *Executor) execute(ctx context.Context, job queue.Job, d deploy.Deployme
 
 // image returns the pushed image for the deployment's commit, building it only when the registry
 // does not already hold an image made from the same build inputs.
-func (e *Executor) image(ctx context.Context, job queue.Job, d deploy.Deployment, run deploy.Run, spec Spec, lw *logWriter) (ref, digest string, err error) {
+func (e *Executor) image(ctx context.Context, p plan) (ref, digest string, err error) {
+	d, run, spec, lw := p.d, p.run, p.spec, p.lw
 	bctx, cancel := context.WithTimeout(ctx, e.cfg.BuildTimeout)
 	defer cancel()
 	co, err := e.src.Checkout(bctx, repoFor(run, e.cfg.Tokens), d.CommitSHA)
@@ -179,7 +259,7 @@ func (e *Executor) image(ctx context.Context, job queue.Job, d deploy.Deployment
 	}
 	lw.Logf("built in %s", time.Since(started).Round(time.Millisecond))
 
-	if err := e.st.DeploymentStage(ctx, d.ID, job.Owner, deploy.StatusPushing); err != nil {
+	if err := e.st.DeploymentStage(ctx, p.job.Claim, deploy.StatusPushing); err != nil {
 		return "", "", err
 	}
 	pctx, pcancel := context.WithTimeout(ctx, e.cfg.PushTimeout)

@@ -2,6 +2,7 @@ package worker
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -14,7 +15,7 @@ import (
 
 // LogStore appends deployment log lines.
 type LogStore interface {
-	DeploymentLogsAppend(ctx context.Context, deploymentID int64, lines []store.LogLine) error
+	DeploymentLogsAppend(ctx context.Context, c store.Claim, lines []store.LogLine) error
 }
 
 // Limits of what one deployment may write to its log table.
@@ -28,8 +29,12 @@ const (
 // being produced (the dashboard tails them live), batched so a chatty build costs few round trips.
 type logWriter struct {
 	st     LogStore
-	id     int64
+	claim  store.Claim
 	logger *slog.Logger
+	// refused is called once when the database refuses a write: the claim was lost, and every
+	// line from then on is dropped.
+	refused func()
+	lost    bool
 
 	mu      sync.Mutex
 	pending []store.LogLine
@@ -40,8 +45,8 @@ type logWriter struct {
 	stopped chan struct{}
 }
 
-func newLogWriter(st LogStore, deploymentID int64, logger *slog.Logger) *logWriter {
-	w := &logWriter{st: st, id: deploymentID, logger: logger,
+func newLogWriter(st LogStore, c store.Claim, refused func(), logger *slog.Logger) *logWriter {
+	w := &logWriter{st: st, claim: c, refused: refused, logger: logger,
 		kick: make(chan struct{}, 1), done: make(chan struct{}), stopped: make(chan struct{})}
 	go w.loop()
 	return w
@@ -89,15 +94,25 @@ func (w *logWriter) flush() {
 	lines := w.pending
 	w.pending = nil
 	w.written += len(lines)
+	lost := w.lost
 	w.mu.Unlock()
-	if len(lines) == 0 {
+	if len(lines) == 0 || lost {
 		return
 	}
 	// Logs must land even when the deployment's context was just cancelled.
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := w.st.DeploymentLogsAppend(ctx, w.id, lines); err != nil {
-		w.logger.Warn("writing deployment logs", "deployment_id", w.id, "lines", len(lines), "err", err)
+	err := w.st.DeploymentLogsAppend(ctx, w.claim, lines)
+	switch {
+	case errors.Is(err, store.ErrNotHeld):
+		w.mu.Lock()
+		w.lost = true
+		w.mu.Unlock()
+		if w.refused != nil {
+			w.refused()
+		}
+	case err != nil:
+		w.logger.Warn("writing deployment logs", "deployment_id", w.claim.ID, "lines", len(lines), "err", err)
 	}
 }
 

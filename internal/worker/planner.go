@@ -13,6 +13,7 @@ import (
 	"github.com/slipway-dev/slipway/internal/pipeline"
 	"github.com/slipway-dev/slipway/internal/queue"
 	"github.com/slipway-dev/slipway/internal/source"
+	"github.com/slipway-dev/slipway/internal/store"
 )
 
 // PlannerConfig configures a Planner.
@@ -69,7 +70,6 @@ func (p *Planner) Handle(ctx context.Context, job queue.Job) error {
 	}
 
 	var allowed, refused []deploy.NewDeployment
-	var reasons []string
 	for _, t := range targets {
 		spec := Spec{Build: *file.Service(t.Service), Target: t}
 		spec.Build.Environments = nil
@@ -80,21 +80,26 @@ func (p *Planner) Handle(ctx context.Context, job queue.Job) error {
 		nd := deploy.NewDeployment{RunID: run.ID, Repo: run.Repo, Service: t.Service, Environment: t.Environment,
 			TargetKind: t.Kind, Target: raw, CommitSHA: run.AfterSHA}
 		if err := p.cfg.Policy.Check(run.Repo, t); err != nil {
+			nd.Error = err.Error()
 			refused = append(refused, nd)
-			reasons = append(reasons, err.Error())
 			continue
 		}
 		allowed = append(allowed, nd)
 	}
-	if err := p.st.DeploymentsRecordRefused(ctx, refused, reasons); err != nil {
+	ids, err := p.st.DeploymentsPlan(ctx, job.Claim, allowed, refused)
+	if errors.Is(err, store.ErrNotHeld) {
+		job.Refused("plan")
 		return err
 	}
-	ids, err := p.st.DeploymentsEnqueue(ctx, allowed)
 	if err != nil {
 		return err
 	}
 	logger.InfoContext(ctx, "run planned", "deployments", ids, "refused", len(refused), "all_paths", all, "changed", len(changed))
 	if len(allowed) == 0 {
+		reasons := make([]string, len(refused))
+		for i, d := range refused {
+			reasons[i] = d.Error
+		}
 		return queue.Permanent(fmt.Errorf("every target of this push is outside the policy for %s:\n%s", run.Repo, strings.Join(reasons, "\n")))
 	}
 	return nil

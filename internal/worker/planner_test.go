@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/slipway-dev/slipway/internal/deploy"
 	"github.com/slipway-dev/slipway/internal/pipeline"
@@ -99,7 +100,17 @@ func (f *planFixture) plan(t *testing.T, before, after string) (int64, error) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return id, f.planner.Handle(context.Background(), queue.Job{Kind: store.KindRun, ID: id, Attempt: 1, Owner: "test"})
+	return id, f.planner.Handle(context.Background(), f.claim(t, id))
+}
+
+// claim claims run id as a worker would; the planner writes under the claim.
+func (f *planFixture) claim(t *testing.T, id int64) queue.Job {
+	t.Helper()
+	c, ok, err := f.st.QueueClaim(context.Background(), store.KindRun, "test", time.Minute)
+	if err != nil || !ok || c.ID != id {
+		t.Fatalf("claiming run %d: %+v %v %v", id, c, ok, err)
+	}
+	return queue.Job{Claim: c.Claim}
 }
 
 func (f *planFixture) deployments(t *testing.T, runID int64) map[string]deploy.Deployment {
@@ -151,7 +162,11 @@ func TestPlanner(t *testing.T) {
 	}
 
 	// Planning the same run again (a retry after a crash) queues nothing twice.
-	if err := f.planner.Handle(context.Background(), queue.Job{Kind: store.KindRun, ID: runID, Attempt: 2, Owner: "test"}); err != nil {
+	// (The run is put back in the queue first, as the rescuer would.)
+	if _, err := f.st.Pool().Exec(context.Background(), `UPDATE runs SET status = 'queued', lease_owner = NULL WHERE id = $1`, runID); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.planner.Handle(context.Background(), f.claim(t, runID)); err != nil {
 		t.Fatal(err)
 	}
 	if n := len(f.deployments(t, runID)); n != 3 {

@@ -47,5 +47,6 @@ func (r *Rollbacker) Rollback(ctx context.Context, id int64, who string) (runID,
 		deploy.Run{Repo: to.Repo, AfterSHA: to.CommitSHA, Pusher: who,
 			Message: fmt.Sprintf("rollback of %s/%s to deployment %d", to.Service, to.Environment, to.ID)},
 		deploy.NewDeployment{Repo: to.Repo, Service: to.Service, Environment: to.Environment,
-			TargetKind: to.TargetKind, Target: raw, CommitSHA: to.CommitSHA})
+			TargetKind: to.TargetKind, Target: raw, CommitSHA: to.CommitSHA,
+			ImageRef: to.ImageRef, ImageDigest: to.ImageDigest})
 }

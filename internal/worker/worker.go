@@ -15,12 +15,12 @@ import (
 // Store is what the handlers read and write; *store.Store implements it.
 type Store interface {
 	RunGet(ctx context.Context, id int64) (deploy.Run, error)
-	DeploymentsEnqueue(ctx context.Context, ds []deploy.NewDeployment) ([]int64, error)
-	DeploymentsRecordRefused(ctx context.Context, ds []deploy.NewDeployment, reasons []string) error
+	DeploymentsPlan(ctx context.Context, c store.Claim, queue, refused []deploy.NewDeployment) ([]int64, error)
 	DeploymentGet(ctx context.Context, id int64) (deploy.Deployment, error)
-	DeploymentStage(ctx context.Context, id int64, owner string, status deploy.Status) error
-	DeploymentImage(ctx context.Context, id int64, ref, digest string, replaced *int64) error
+	DeploymentStage(ctx context.Context, c store.Claim, status deploy.Status) error
+	DeploymentImage(ctx context.Context, c store.Claim, ref, digest string, replaced *int64) error
 	DeploymentLive(ctx context.Context, repo, service, environment string) (deploy.Deployment, bool, error)
+	DeploymentOvertakenBy(ctx context.Context, d deploy.Deployment) (int64, bool, error)
 	LogStore
 }
 

@@ -1,6 +1,11 @@
-// Package docker deploys to a named container on the server's own Docker engine: it replaces the
-// container with one running the new image, keeps the old one aside until the new one has proved
-// itself, and puts the old one back when it does not.
+// Package docker deploys to a named container on the server's own Docker engine, through the
+// Engine API: it creates the new container beside the running one, swaps them, watches the new
+// one through the engine's events, and puts the previous one back when it fails.
+//
+// What the previous version is comes from the database (the deployment recorded live) and the
+// labels Slipway puts on every container it creates, never from a name an interrupted attempt
+// may have left: a retry, a crash or a paused worker can leave any of the states in between, and
+// the next attempt starts from what it finds.
 package docker
 
 import (
@@ -13,26 +18,22 @@ import (
 
 	"github.com/slipway-dev/slipway/internal/deploy"
 	"github.com/slipway-dev/slipway/internal/dockercli"
+	"github.com/slipway-dev/slipway/internal/engine"
 	"github.com/slipway-dev/slipway/internal/pipeline"
 )
 
 // Config configures a Target; zero values take the defaults named on each field.
 type Config struct {
-	// DockerBinary is the docker CLI to run, "docker" (found on PATH) by default.
-	DockerBinary string
-	// Host is DOCKER_HOST for the CLI; "" inherits the server's environment.
-	Host string
 	// StableFor is how long a new container must keep running before it counts as up; 3s by
-	// default. Most broken containers (bad command, missing config) exit within it.
+	// default. Most broken containers (bad command, missing config) exit within it. Waiting costs
+	// nothing: the target listens to the engine's events.
 	StableFor time.Duration
 	// HealthTimeout is how long a container with a HEALTHCHECK has to become healthy, 60s by
 	// default; a target block's own HealthTimeout wins.
 	HealthTimeout time.Duration
-	// StopTimeout is the grace period docker stop gives the old container, 5s by default: the
-	// service is down from then until the new container runs, so it is kept short.
+	// StopTimeout is the grace period the old container gets to stop, 5s by default: the service
+	// is down from then until the new container runs, so it is kept short.
 	StopTimeout time.Duration
-	// PollInterval is how often the container's state is read while waiting, 250ms by default.
-	PollInterval time.Duration
 	// RestoreTimeout bounds putting the previous container back after a failure or a
 	// cancellation, which runs even when the deployment's context is done; 2m by default.
 	RestoreTimeout time.Duration
@@ -41,34 +42,28 @@ type Config struct {
 // Target deploys to containers on one Docker engine.
 type Target struct {
 	cfg    Config
-	docker *dockercli.CLI
+	eng    *engine.Engine
 	logger *slog.Logger
 }
 
 var _ deploy.Target = (*Target)(nil)
 
-// New returns a Target running cfg.DockerBinary against cfg.Host.
-func New(cfg Config, logger *slog.Logger) (*Target, error) {
-	if logger == nil {
-		return nil, errors.New("docker target: a logger is required")
+// New returns a Target on eng.
+func New(cfg Config, eng *engine.Engine, logger *slog.Logger) (*Target, error) {
+	if eng == nil || logger == nil {
+		return nil, errors.New("docker target: an engine and a logger are required")
 	}
-	cfg.DockerBinary = cmp.Or(cfg.DockerBinary, "docker")
 	cfg.StableFor = cmp.Or(cfg.StableFor, 3*time.Second)
 	cfg.HealthTimeout = cmp.Or(cfg.HealthTimeout, 60*time.Second)
 	cfg.StopTimeout = cmp.Or(cfg.StopTimeout, 5*time.Second)
-	cfg.PollInterval = cmp.Or(cfg.PollInterval, 250*time.Millisecond)
 	cfg.RestoreTimeout = cmp.Or(cfg.RestoreTimeout, 2*time.Minute)
 	if err := dockercli.CheckDurations("docker target", map[string]time.Duration{
 		"StableFor": cfg.StableFor, "HealthTimeout": cfg.HealthTimeout, "StopTimeout": cfg.StopTimeout,
-		"PollInterval": cfg.PollInterval, "RestoreTimeout": cfg.RestoreTimeout,
+		"RestoreTimeout": cfg.RestoreTimeout,
 	}); err != nil {
 		return nil, err
 	}
-	return &Target{
-		cfg:    cfg,
-		docker: dockercli.New(cfg.DockerBinary, cfg.Host, logger),
-		logger: logger,
-	}, nil
+	return &Target{cfg: cfg, eng: eng, logger: logger}, nil
 }
 
 // Deploy replaces the container r.Target.Docker.Container with one running r.Image, and waits for
@@ -87,6 +82,36 @@ func (t *Target) Rollback(ctx context.Context, r deploy.Rollout, log deploy.LogF
 	return deploy.RolloutError(true, r.Image, restored, err)
 }
 
+// Restore puts the live version (r.PreviousID, r.Previous) back under the container's name after
+// an interrupted attempt, removing whatever else of this target it finds.
+func (t *Target) Restore(ctx context.Context, r deploy.Rollout, log deploy.LogFunc) error {
+	spec := r.Target.Docker
+	if spec == nil {
+		return fmt.Errorf("target %q is not a docker target", r.Target.Ref())
+	}
+	if err := dockercli.CheckName("container", spec.Container); err != nil {
+		return err
+	}
+	s, err := t.survey(ctx, spec.Container, r.PreviousID)
+	if err != nil {
+		return err
+	}
+	if err := t.clear(ctx, r, s.others, log); err != nil {
+		return err
+	}
+	prev := s.live
+	if prev == nil {
+		if r.Previous == "" {
+			say(log, "nothing was live on %s before: nothing to put back", spec.Container)
+			return nil
+		}
+		if prev, err = t.recreate(ctx, r, log); err != nil {
+			return err
+		}
+	}
+	return t.restart(ctx, r, spec.Container, prev, log)
+}
+
 func checkRollout(r deploy.Rollout) (*pipeline.DockerTarget, error) {
 	spec := r.Target.Docker
 	if spec == nil {
@@ -101,5 +126,6 @@ func checkRollout(r deploy.Rollout) (*pipeline.DockerTarget, error) {
 	return spec, nil
 }
 
-// previousName is where the running container waits while its replacement starts.
-func previousName(name string) string { return name + "-slipway-previous" }
+func say(log deploy.LogFunc, format string, args ...any) {
+	log(dockercli.Stream, fmt.Sprintf(format, args...))
+}

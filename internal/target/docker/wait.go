@@ -2,74 +2,163 @@ package docker
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"strings"
 	"time"
+
+	"github.com/docker/docker/api/types/events"
+	"github.com/docker/docker/api/types/filters"
 
 	"github.com/slipway-dev/slipway/internal/deploy"
 )
 
-// waitReady waits until container id has been running without a restart for StableFor and, when
-// checkHealth is set and it has a HEALTHCHECK, is healthy, all within timeout.
-func (t *Target) waitReady(ctx context.Context, id string, timeout time.Duration, checkHealth bool, log deploy.LogFunc) error {
-	start := time.Now()
-	deadline := start.Add(max(timeout, t.cfg.StableFor))
-	tick := time.NewTicker(t.cfg.PollInterval)
-	defer tick.Stop()
-
-	var (
-		runningSince time.Time // when we first saw it running, by our clock
-		startedAt    time.Time // its StartedAt then: a change means it restarted
-		lastHealth   string
-	)
-	for {
-		c, err := t.inspect(ctx, id)
-		if err != nil {
-			return err
-		}
-		if c == nil {
-			return fmt.Errorf("container %.12s was removed", id)
-		}
-		now := time.Now()
-		switch c.State.Status {
-		case "running":
-			if runningSince.IsZero() {
-				runningSince, startedAt = now, c.State.StartedAt
-			} else if !c.State.StartedAt.Equal(startedAt) {
-				return fmt.Errorf("container restarted (%s)", c.exitReason())
-			}
-		case "created":
-			// Not started yet; the deadline bounds how long that may last.
-		case "exited", "dead", "restarting":
-			return errors.New(c.exitReason())
-		default:
-			return fmt.Errorf("container is %s", c.State.Status)
-		}
-
-		stable := !runningSince.IsZero() && now.Sub(runningSince) >= t.cfg.StableFor
-		healthy := true
-		if h := c.State.Health; checkHealth && h != nil {
-			healthy = h.Status == "healthy"
-			if h.Status != lastHealth {
-				say(log, "health: %s", h.Status)
-				lastHealth = h.Status
-			}
-		}
-		switch {
-		case stable && healthy:
-			return nil
-		case now.After(deadline) && !healthy:
-			return fmt.Errorf("container not healthy after %s (health %s; %s)",
-				timeout.Round(100*time.Millisecond), c.State.Health.Status, c.lastHealthCheck())
-		case now.After(deadline):
-			return fmt.Errorf("container not running after %s (status %s)",
-				timeout.Round(100*time.Millisecond), c.State.Status)
-		}
-
+// startAndWait starts b and waits until it has kept running for StableFor and, when checkHealth
+// is set and it has a HEALTHCHECK, is healthy, all within timeout. It listens to the engine's
+// events for the container (subscribed before the start, so a container that dies at once is
+// seen), so the wait costs no CPU; one inspect at the end confirms what the events said.
+func (t *Target) startAndWait(ctx context.Context, r deploy.Rollout, b *box, timeout time.Duration, checkHealth bool, log deploy.LogFunc) error {
+	ectx, stop := context.WithCancel(ctx)
+	defer stop()
+	msgs, errs := t.eng.API.Events(ectx, events.ListOptions{Filters: filters.NewArgs(
+		filters.Arg("type", string(events.ContainerEventType)), filters.Arg("container", b.ID))})
+	if err := t.start(ctx, r, b); err != nil {
+		return err
+	}
+	c, err := t.eng.API.ContainerInspect(ctx, b.ID)
+	if err != nil {
+		return fmt.Errorf("inspecting container %s: %w", b.Name, err)
+	}
+	if c.State == nil || !c.State.Running {
+		return errors.New(exitReason(c))
+	}
+	startedAt := c.State.StartedAt
+	hasHealth := checkHealth && c.State.Health != nil
+	if hasHealth {
+		say(log, "waiting for %s to be healthy (at most %s) and up for %s", b.Name, timeout, t.cfg.StableFor)
+	} else {
+		say(log, "waiting for %s to stay up for %s", b.Name, t.cfg.StableFor)
+	}
+	stable := time.NewTimer(t.cfg.StableFor)
+	defer stable.Stop()
+	deadline := time.NewTimer(max(timeout, t.cfg.StableFor))
+	defer deadline.Stop()
+	var poll <-chan time.Time // set when the events stream fails: fall back to reading the state
+	isStable, healthy, health := false, !hasHealth, ""
+	for !(isStable && healthy) {
 		select {
 		case <-ctx.Done():
 			return context.Cause(ctx)
-		case <-tick.C:
+		case <-deadline.C:
+			return t.notReady(ctx, b, timeout, hasHealth)
+		case <-stable.C:
+			isStable = true
+		case err := <-errs:
+			if ctx.Err() != nil {
+				return context.Cause(ctx)
+			}
+			say(log, "engine events unavailable (%v): reading the container's state instead", err)
+			errs, msgs = nil, nil
+			tick := time.NewTicker(time.Second)
+			defer tick.Stop()
+			poll = tick.C
+		case m := <-msgs:
+			switch action := string(m.Action); {
+			case action == "die":
+				return t.exited(ctx, b)
+			case strings.HasPrefix(action, "health_status"):
+				st := strings.TrimSpace(strings.TrimPrefix(action, "health_status:"))
+				if st == "health_status" || st == "" {
+					st = m.Actor.Attributes["health_status"]
+				}
+				if st != health {
+					say(log, "health: %s", st)
+					health = st
+				}
+				switch st {
+				case "healthy":
+					healthy = true
+				case "unhealthy":
+					if hasHealth {
+						c, _ := t.eng.API.ContainerInspect(ctx, b.ID)
+						return fmt.Errorf("container unhealthy (%s)", lastHealthCheck(c))
+					}
+				}
+			}
+		case <-poll:
+			c, err := t.eng.API.ContainerInspect(ctx, b.ID)
+			if err != nil {
+				return fmt.Errorf("inspecting container %s: %w", b.Name, err)
+			}
+			if c.State == nil || !c.State.Running {
+				return errors.New(exitReason(c))
+			}
+			if c.State.Health != nil && c.State.Health.Status == "healthy" {
+				healthy = true
+			}
+		}
+	}
+	// The verdict: still running, never restarted since the start.
+	c, err = t.eng.API.ContainerInspect(ctx, b.ID)
+	if err != nil {
+		return fmt.Errorf("inspecting container %s: %w", b.Name, err)
+	}
+	if c.State == nil || !c.State.Running {
+		return errors.New(exitReason(c))
+	}
+	if c.State.StartedAt != startedAt {
+		return fmt.Errorf("container restarted (%s)", exitReason(c))
+	}
+	return nil
+}
+
+func (t *Target) exited(ctx context.Context, b *box) error {
+	c, err := t.eng.API.ContainerInspect(ctx, b.ID)
+	if err != nil {
+		return fmt.Errorf("container %s stopped; inspecting it: %w", b.Name, err)
+	}
+	return errors.New(exitReason(c))
+}
+
+func (t *Target) notReady(ctx context.Context, b *box, timeout time.Duration, hasHealth bool) error {
+	c, err := t.eng.API.ContainerInspect(ctx, b.ID)
+	if err != nil {
+		return fmt.Errorf("container %s not ready after %s; inspecting it: %w", b.Name, timeout, err)
+	}
+	if hasHealth && c.State != nil && c.State.Health != nil {
+		return fmt.Errorf("container not healthy after %s (health %s; %s)",
+			timeout.Round(100*time.Millisecond), c.State.Health.Status, lastHealthCheck(c))
+	}
+	status := "unknown"
+	if c.State != nil {
+		status = c.State.Status
+	}
+	return fmt.Errorf("container not running after %s (status %s)", timeout.Round(100*time.Millisecond), status)
+}
+
+// decodeStream reads a progress stream of JSON messages (a pull's) to its end and returns the
+// error the engine reported in it, if any.
+func decodeStream(rc io.Reader) error {
+	dec := json.NewDecoder(rc)
+	for {
+		var m struct {
+			Error       string `json:"error"`
+			ErrorDetail *struct {
+				Message string `json:"message"`
+			} `json:"errorDetail"`
+		}
+		if err := dec.Decode(&m); err == io.EOF {
+			return nil
+		} else if err != nil {
+			return fmt.Errorf("reading the engine's progress: %w", err)
+		}
+		if m.ErrorDetail != nil && m.ErrorDetail.Message != "" {
+			return errors.New(m.ErrorDetail.Message)
+		}
+		if m.Error != "" {
+			return errors.New(m.Error)
 		}
 	}
 }

@@ -1,97 +1,126 @@
 package swarm
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
+
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/docker/docker/api/types/swarm"
 )
 
-// service is the part of `docker service inspect` the target reads.
-type service struct {
-	ID   string
-	Spec struct {
-		TaskTemplate struct {
-			ContainerSpec struct {
-				Image string
-			}
-		}
-		Mode struct {
-			Replicated *struct{ Replicas *uint64 }
-		}
+// inspect returns the service with that name or ID; found is false when there is none.
+func (t *Target) inspect(ctx context.Context, nameOrID string) (s swarm.Service, found bool, err error) {
+	s, _, err = t.api.ServiceInspectWithRaw(ctx, nameOrID, swarm.ServiceInspectOptions{})
+	switch {
+	case cerrdefs.IsNotFound(err):
+		return swarm.Service{}, false, nil
+	case err != nil:
+		return swarm.Service{}, false, fmt.Errorf("inspecting swarm service %s: %w", nameOrID, err)
 	}
-	UpdateStatus *updateStatus // nil until the first update that changed tasks
+	return s, true, nil
 }
 
-type updateStatus struct {
-	State     string // updating, paused, completed, rollback_started, rollback_paused, rollback_completed
-	StartedAt time.Time
-	Message   string
+// lookup returns the service called name. The engine also answers a name with a service whose ID
+// starts with it; that one is not the service the pipeline names.
+func (t *Target) lookup(ctx context.Context, name string) (s swarm.Service, found bool, err error) {
+	s, found, err = t.inspect(ctx, name)
+	if err != nil || !found || s.Spec.Name != name {
+		return swarm.Service{}, false, err
+	}
+	return s, true, nil
 }
 
-func (s *service) image() string { return s.Spec.TaskTemplate.ContainerSpec.Image }
+func image(s swarm.Service) string {
+	if cs := s.Spec.TaskTemplate.ContainerSpec; cs != nil {
+		return cs.Image
+	}
+	return ""
+}
+
+// state is the state of the service's last update, "" when it has none: Swarm clears it on every
+// change of the spec and sets it when it starts replacing tasks.
+func state(s swarm.Service) swarm.UpdateState {
+	if s.UpdateStatus == nil {
+		return ""
+	}
+	return s.UpdateStatus.State
+}
+
+// message is what Swarm says of the service's last update.
+func message(s swarm.Service) string {
+	if s.UpdateStatus == nil {
+		return "no update"
+	}
+	return s.UpdateStatus.Message
+}
+
+// final reports whether an update in state st is over, one way or another.
+func final(st swarm.UpdateState) bool {
+	switch st {
+	case swarm.UpdateStateCompleted, swarm.UpdateStatePaused,
+		swarm.UpdateStateRollbackCompleted, swarm.UpdateStateRollbackPaused:
+		return true
+	}
+	return false
+}
+
+// replicas is the number of tasks a replicated service runs, 0 for other modes.
+func replicas(s swarm.Service) uint64 {
+	if r := s.Spec.Mode.Replicated; r != nil && r.Replicas != nil {
+		return *r.Replicas
+	}
+	return 0
+}
 
 // scaledToZero says the service runs no tasks on purpose, so none can run the new image.
-func (s *service) scaledToZero() bool {
+func scaledToZero(s swarm.Service) bool {
 	r := s.Spec.Mode.Replicated
 	return r != nil && r.Replicas != nil && *r.Replicas == 0
 }
 
-// status is UpdateStatus, or the zero value when there is none.
-func (s *service) status() updateStatus {
-	if s.UpdateStatus == nil {
-		return updateStatus{}
+// updateSpec returns a copy of spec that runs image, with the update settings the docker CLI's
+// flags used to set: roll back on failure, watch each task for monitor, stop the old task first;
+// and the same monitor for the rollback (Swarm's default is 5s whatever the update's). The
+// service's other update settings (Parallelism, Delay, MaxFailureRatio) stay, and so does
+// ForceUpdate: the update replaces tasks only when the image changes. spec itself is not changed.
+func updateSpec(spec swarm.ServiceSpec, image string, monitor time.Duration) (swarm.ServiceSpec, error) {
+	if spec.TaskTemplate.ContainerSpec == nil {
+		return spec, errors.New("the service does not run containers")
 	}
-	return *s.UpdateStatus
+	cs := *spec.TaskTemplate.ContainerSpec
+	cs.Image = image
+	spec.TaskTemplate.ContainerSpec = &cs
+
+	update := defaultUpdate()
+	if spec.UpdateConfig != nil {
+		update = *spec.UpdateConfig
+	}
+	update.FailureAction = swarm.UpdateFailureActionRollback
+	update.Monitor = monitor
+	update.Order = swarm.UpdateOrderStopFirst
+	spec.UpdateConfig = &update
+
+	rollback := defaultUpdate()
+	if spec.RollbackConfig != nil {
+		rollback = *spec.RollbackConfig
+	}
+	rollback.Monitor = monitor
+	spec.RollbackConfig = &rollback
+	return spec, nil
 }
 
-// inspect returns the service called name, or nil when there is none.
-func (t *Target) inspect(ctx context.Context, name string) (*service, error) {
-	var s service
-	found, err := t.docker.Inspect(ctx, "service", name, &s)
-	if err != nil {
-		return nil, fmt.Errorf("inspecting swarm service %s: %w", name, err)
+// defaultUpdate is what Swarm does for a service that has no UpdateConfig or RollbackConfig. A
+// zero UpdateConfig would not do: Parallelism 0 replaces every task at once.
+func defaultUpdate() swarm.UpdateConfig {
+	return swarm.UpdateConfig{
+		Parallelism:   1,
+		FailureAction: swarm.UpdateFailureActionPause,
+		Monitor:       5 * time.Second,
+		Order:         swarm.UpdateOrderStopFirst,
 	}
-	if !found {
-		return nil, nil
-	}
-	return &s, nil
-}
-
-// task is one line of `docker service ps --format '{{json .}}'`.
-type task struct {
-	ID           string
-	Name         string
-	Image        string
-	DesiredState string
-	CurrentState string // "Running 5 seconds ago", "Failed 4 seconds ago", ...
-	Error        string // quoted by docker: "\"task: non-zero exit (3)\""
-}
-
-func (k task) running() bool { return strings.HasPrefix(k.CurrentState, "Running") }
-
-func (k task) err() string { return strings.Trim(k.Error, `"`) }
-
-// tasks lists the service's tasks, newest first within each slot, as docker prints them.
-func (t *Target) tasks(ctx context.Context, name string) ([]task, error) {
-	out, err := t.docker.Output(ctx, "service", "ps", "--no-trunc", "--format", "{{json .}}", name)
-	if err != nil {
-		return nil, fmt.Errorf("listing the tasks of swarm service %s: %w", name, err)
-	}
-	var tasks []task
-	for line := range bytes.Lines(out) {
-		if len(bytes.TrimSpace(line)) == 0 {
-			continue
-		}
-		var k task
-		if err := json.Unmarshal(line, &k); err != nil {
-			return nil, fmt.Errorf("listing the tasks of swarm service %s: reading docker's answer: %w", name, err)
-		}
-		tasks = append(tasks, k)
-	}
-	return tasks, nil
 }
 
 // sameImage reports whether two references name the same image. A spec can hold
@@ -111,4 +140,14 @@ func stripTag(repo string) string {
 		return repo[:i]
 	}
 	return repo
+}
+
+// shortImage shortens the digest of a pinned reference to 12 hex digits, enough to tell two
+// builds apart in a progress line.
+func shortImage(ref string) string {
+	repo, digest, ok := strings.Cut(ref, "@sha256:")
+	if !ok || len(digest) <= 12 {
+		return ref
+	}
+	return repo + "@sha256:" + digest[:12]
 }

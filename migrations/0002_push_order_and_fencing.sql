@@ -1,0 +1,13 @@
+-- Latest wins by push order: deployments compare their runs' ids (the order webhooks were
+-- received), not their own ids (the order planning committed).
+CREATE INDEX deployments_key_push ON deployments (repo, service, environment, run_id);
+
+-- Every log line records the attempt that wrote it: a write is accepted only while that attempt
+-- holds the deployment's claim, so within one deployment attempts never go backwards.
+ALTER TABLE deployment_logs ADD COLUMN attempt integer NOT NULL DEFAULT 0;
+
+-- Set once a worker starts changing the deployment's target. From then until the deployment is
+-- final the target may be in any state (old container stopped, new one not started), so a
+-- rescued deployment is always claimed once more, whatever its attempts, cancel flag or newer
+-- pushes, to put the target back to what is recorded live.
+ALTER TABLE deployments ADD COLUMN target_touched boolean NOT NULL DEFAULT false;
