@@ -11,3 +11,17 @@ ALTER TABLE deployment_logs ADD COLUMN attempt integer NOT NULL DEFAULT 0;
 -- rescued deployment is always claimed once more, whatever its attempts, cancel flag or newer
 -- pushes, to put the target back to what is recorded live.
 ALTER TABLE deployments ADD COLUMN target_touched boolean NOT NULL DEFAULT false;
+
+-- A deployment's spec is a typed domain value (deploy.Spec): how to build the image and the
+-- destination it rolls out to, on a platform (docker, swarm, ecs). Rows written before keep their
+-- meaning: {"build": service, "target": block} becomes {"build": …, "destination": …}.
+ALTER TABLE deployments RENAME COLUMN target_kind TO platform;
+ALTER TABLE deployments RENAME COLUMN target TO spec;
+UPDATE deployments SET spec = jsonb_strip_nulls(jsonb_build_object(
+	'build', jsonb_build_object(
+		'image', spec->'build'->'image', 'dockerfile', spec->'build'->'dockerfile',
+		'context', spec->'build'->'context', 'build_args', spec->'build'->'build_args',
+		'stage', spec->'build'->'target'),
+	'destination', ((spec->'target') - 'kind') || jsonb_build_object('platform', spec->'target'->'kind'),
+	'rollback_of', spec->'rollback_of'))
+WHERE spec ? 'target';

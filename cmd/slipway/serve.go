@@ -17,12 +17,12 @@ import (
 
 	"github.com/slipway-dev/slipway/internal/config"
 	"github.com/slipway-dev/slipway/internal/engine"
+	"github.com/slipway-dev/slipway/internal/flow"
 	"github.com/slipway-dev/slipway/internal/metrics"
 	"github.com/slipway-dev/slipway/internal/queue"
 	"github.com/slipway-dev/slipway/internal/store"
 	"github.com/slipway-dev/slipway/internal/web"
 	"github.com/slipway-dev/slipway/internal/webhook"
-	"github.com/slipway-dev/slipway/internal/worker"
 	"github.com/slipway-dev/slipway/migrations"
 )
 
@@ -98,7 +98,7 @@ func serve(ctx context.Context, args, env []string, stderr io.Writer) error {
 		Ready:    readiness{st: st, migrations: ms},
 		Gatherer: reg,
 		API:      st,
-		Rollback: worker.NewRollbacker(st),
+		Rollback: flow.NewRollbacker(st),
 		Tokens:   reveal(cfg.API.Tokens),
 		Version:  version,
 		Logger:   logger,

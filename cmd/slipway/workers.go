@@ -5,18 +5,17 @@ import (
 	"fmt"
 	"log/slog"
 
-	"github.com/slipway-dev/slipway/internal/build"
 	"github.com/slipway-dev/slipway/internal/config"
 	"github.com/slipway-dev/slipway/internal/deploy"
 	"github.com/slipway-dev/slipway/internal/engine"
-	"github.com/slipway-dev/slipway/internal/pipeline"
+	"github.com/slipway-dev/slipway/internal/flow"
+	"github.com/slipway-dev/slipway/internal/imagebuild"
 	"github.com/slipway-dev/slipway/internal/queue"
 	"github.com/slipway-dev/slipway/internal/registry"
+	"github.com/slipway-dev/slipway/internal/rollout/docker"
+	"github.com/slipway-dev/slipway/internal/rollout/swarm"
 	"github.com/slipway-dev/slipway/internal/source"
 	"github.com/slipway-dev/slipway/internal/store"
-	"github.com/slipway-dev/slipway/internal/target/docker"
-	"github.com/slipway-dev/slipway/internal/target/swarm"
-	"github.com/slipway-dev/slipway/internal/worker"
 )
 
 // kinds wires the queue's item kinds to their handlers.
@@ -26,13 +25,13 @@ func kinds(ctx context.Context, cfg config.Config, st *store.Store, eng *engine.
 	if err != nil {
 		return nil, fmt.Errorf("setting up the git cache: %w", err)
 	}
-	planner := worker.NewPlanner(worker.PlannerConfig{
+	planner := flow.NewPlanner(flow.PlannerConfig{
 		Filename: cfg.PipelineFile, Policy: cfg.Policy, Tokens: cfg.Token,
 	}, st, src, logger.With("component", "planner"))
 
 	dc := cfg.Docker
 	var builder deploy.Builder
-	builder, err = build.New(build.Config{DockerBinary: dc.Binary, Host: dc.Host, BuildKit: dc.BuildKit,
+	builder, err = imagebuild.New(imagebuild.Config{Engine: eng, BuildKit: dc.BuildKit,
 		Network: dc.BuildNetwork, Timeout: cfg.Stages.Build.D()}, logger.With("component", "build"))
 	if err != nil {
 		// Without a docker CLI Slipway still takes webhooks and plans runs; deployments fail with why.
@@ -50,7 +49,7 @@ func kinds(ctx context.Context, cfg config.Config, st *store.Store, eng *engine.
 		}
 	}
 	var reg deploy.Registry
-	reg, err = registry.New(registry.Config{DockerBinary: dc.Binary, Host: dc.Host, Insecure: insecure,
+	reg, err = registry.New(registry.Config{Engine: eng, Insecure: insecure,
 		Timeout: cfg.Stages.Push.D()}, creds, logger.With("component", "registry"))
 	if err != nil {
 		reg = unavailable{err}
@@ -63,12 +62,12 @@ func kinds(ctx context.Context, cfg config.Config, st *store.Store, eng *engine.
 	if err != nil {
 		return nil, err
 	}
-	executor := worker.NewExecutor(worker.ExecutorConfig{
+	executor := flow.NewExecutor(flow.ExecutorConfig{
 		BuildTimeout: cfg.Stages.Build.D(), PushTimeout: cfg.Stages.Push.D(), DeployTimeout: cfg.Stages.Deploy.D(),
-		Tokens: cfg.Token, InputsHash: build.InputsHash,
+		Tokens: cfg.Token, InputsHash: imagebuild.InputsHash,
 	}, st, src, builder, reg, map[string]deploy.Target{
-		pipeline.KindDocker: dockerTarget,
-		pipeline.KindSwarm:  swarmTarget,
+		deploy.PlatformDocker: dockerTarget,
+		deploy.PlatformSwarm:  swarmTarget,
 	}, logger.With("component", "executor"))
 
 	return []queue.Kind{

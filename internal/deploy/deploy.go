@@ -3,7 +3,6 @@
 package deploy
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -71,22 +70,22 @@ type Run struct {
 
 // Deployment is one service rolled out to one environment.
 type Deployment struct {
-	ID           int64           `json:"id"`
-	RunID        int64           `json:"run_id"`
-	Repo         string          `json:"repo"`
-	Service      string          `json:"service"`
-	Environment  string          `json:"environment"`
-	TargetKind   string          `json:"target_kind"`
-	Target       json.RawMessage `json:"target,omitempty"`
-	CommitSHA    string          `json:"commit_sha"`
-	Status       Status          `json:"status"`
-	Error        string          `json:"error,omitempty"`
-	ImageRef     string          `json:"image_ref,omitempty"`
-	ImageDigest  string          `json:"image_digest,omitempty"`
-	ReplacedID   *int64          `json:"replaced_id,omitempty"`
-	SupersededBy *int64          `json:"superseded_by,omitempty"`
-	Attempt      int             `json:"attempt"`
-	MaxAttempts  int             `json:"max_attempts"`
+	ID           int64  `json:"id"`
+	RunID        int64  `json:"run_id"`
+	Repo         string `json:"repo"`
+	Service      string `json:"service"`
+	Environment  string `json:"environment"`
+	Platform     string `json:"platform"`
+	Spec         Spec   `json:"spec"`
+	CommitSHA    string `json:"commit_sha"`
+	Status       Status `json:"status"`
+	Error        string `json:"error,omitempty"`
+	ImageRef     string `json:"image_ref,omitempty"`
+	ImageDigest  string `json:"image_digest,omitempty"`
+	ReplacedID   *int64 `json:"replaced_id,omitempty"`
+	SupersededBy *int64 `json:"superseded_by,omitempty"`
+	Attempt      int    `json:"attempt"`
+	MaxAttempts  int    `json:"max_attempts"`
 	// CancelRequested is set once someone asked for the deployment to stop.
 	CancelRequested bool `json:"cancel_requested,omitempty"`
 	// TargetTouched is set once a worker started changing the target: until the deployment is
@@ -106,8 +105,8 @@ type NewDeployment struct {
 	Repo        string
 	Service     string
 	Environment string
-	TargetKind  string
-	Target      json.RawMessage
+	Platform    string
+	Spec        Spec
 	CommitSHA   string
 	// ImageRef and ImageDigest are set when the image is known before any build (a rollback).
 	ImageRef    string

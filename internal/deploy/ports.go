@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-
-	"github.com/slipway-dev/slipway/internal/pipeline"
 )
 
 // LogFunc receives one line of a stage's output as it happens; stream is "build", "push",
@@ -18,7 +16,7 @@ type BuildRequest struct {
 	Context    string            // build context, relative to Dir
 	Dockerfile string            // relative to Dir
 	BuildArgs  map[string]string // --build-arg
-	Target     string            // --target stage, "" for the last
+	Stage      string            // --target stage, "" for the last
 	Tags       []string          // full references, image:tag, all given to the one build
 	Labels     map[string]string
 }
@@ -50,9 +48,9 @@ type Rollout struct {
 	// PreviousID is the deployment that put Previous live (0 if none): what the database records
 	// as live, which is what a target restores on failure, never a guess from what it finds.
 	PreviousID int64
-	// PreviousTarget is that deployment's target block, to run Previous again exactly as it ran.
-	PreviousTarget pipeline.Target
-	Target         pipeline.Target
+	// PreviousDestination is that deployment's destination, to run Previous again exactly as it ran.
+	PreviousDestination Destination
+	Destination         Destination
 	// Held reports whether the worker still holds its claim on the deployment. A target calls it
 	// before every change it makes (create, stop, start, rename, remove, update) and stops when it
 	// fails: a worker that lost its lease must leave the target to the new owner. nil means held.

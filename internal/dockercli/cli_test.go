@@ -1,10 +1,9 @@
 package dockercli_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
-	"io"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -26,11 +25,28 @@ func fakeDocker(t *testing.T, script string) string {
 	return path
 }
 
-func discard() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+// cli runs the fake binary the way the builder and the registry run docker: through Run, with an
+// environment from Env.
+type cli struct{ bin, host string }
+
+func newCLI(bin, host string) cli { return cli{bin, host} }
+
+func (c cli) env() []string { return dockercli.Env(map[string]string{"DOCKER_HOST": c.host}) }
+
+func (c cli) Output(ctx context.Context, args ...string) ([]byte, error) {
+	var out bytes.Buffer
+	err := dockercli.Run(ctx, dockercli.Cmd{Binary: c.bin, Args: args, Env: c.env(), Stdout: &out})
+	return out.Bytes(), err
+}
+
+func (c cli) Run(ctx context.Context, log func(stream, line string), args ...string) error {
+	return dockercli.Run(ctx, dockercli.Cmd{Binary: c.bin, Args: args, Env: c.env(),
+		Line: func(line string) { log(dockercli.Stream, line) }})
+}
 
 func TestOutputSetsHostAndPassesArguments(t *testing.T) {
 	bin := fakeDocker(t, `echo "$DOCKER_HOST"; for a in "$@"; do echo "[$a]"; done`)
-	cli := dockercli.New(bin, "unix:///tmp/other.sock", discard())
+	cli := newCLI(bin, "unix:///tmp/other.sock")
 	out, err := cli.Output(context.Background(), "run", "-e", "A=$(id); `x` 'y'", "img")
 	if err != nil {
 		t.Fatal(err)
@@ -43,7 +59,7 @@ func TestOutputSetsHostAndPassesArguments(t *testing.T) {
 
 func TestErrorsSayWhatDockerSaid(t *testing.T) {
 	bin := fakeDocker(t, `echo "Error: No such container: api" >&2; exit 1`)
-	cli := dockercli.New(bin, "", discard())
+	cli := newCLI(bin, "")
 	_, err := cli.Output(context.Background(), "container", "inspect", "--env", "SECRET=hunter2", "api")
 	var de *dockercli.Error
 	if !errors.As(err, &de) || de.ExitCode != 1 {
@@ -62,7 +78,7 @@ func TestErrorsSayWhatDockerSaid(t *testing.T) {
 
 func TestRunStreamsLines(t *testing.T) {
 	bin := fakeDocker(t, `echo one; echo two >&2; printf 'three'; exit 2`)
-	cli := dockercli.New(bin, "", discard())
+	cli := newCLI(bin, "")
 	var (
 		mu    sync.Mutex
 		lines []string
@@ -87,7 +103,7 @@ func TestRunStreamsLines(t *testing.T) {
 // that the cancel did not reach would end only at Run's WaitDelay, by SIGKILL, saying nothing.
 func TestCancelKillsDocker(t *testing.T) {
 	bin := fakeDocker(t, `trap 'echo got SIGTERM; exit 143' TERM; echo ready; sleep 30 & wait`)
-	cli := dockercli.New(bin, "", discard())
+	cli := newCLI(bin, "")
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var (
@@ -112,28 +128,9 @@ func TestCancelKillsDocker(t *testing.T) {
 	}
 }
 
-func TestInspect(t *testing.T) {
-	bin := fakeDocker(t, `case "$5" in
-api) echo '{"Name":"/api"}' ;;
-bad) echo 'not json' ;;
-*) echo "Error: No such object: $5" >&2; exit 1 ;;
-esac`)
-	cli := dockercli.New(bin, "", discard())
-	var v struct{ Name string }
-	if found, err := cli.Inspect(context.Background(), "container", "api", &v); !found || err != nil || v.Name != "/api" {
-		t.Errorf("Inspect(api) = %v, %v, %+v; want true, nil, /api", found, err, v)
-	}
-	if found, err := cli.Inspect(context.Background(), "container", "gone", &v); found || err != nil {
-		t.Errorf("Inspect(gone) = %v, %v; want false, nil", found, err)
-	}
-	if _, err := cli.Inspect(context.Background(), "container", "bad", &v); err == nil || !strings.Contains(err.Error(), "reading docker's answer") {
-		t.Errorf("Inspect(bad) error = %v, want one about docker's answer", err)
-	}
-}
-
 func TestCancelSaysWhy(t *testing.T) {
 	bin := fakeDocker(t, `exec sleep 30`)
-	cli := dockercli.New(bin, "", discard())
+	cli := newCLI(bin, "")
 	why := errors.New("deploy timed out")
 	ctx, cancel := context.WithTimeoutCause(context.Background(), 200*time.Millisecond, why)
 	defer cancel()

@@ -149,3 +149,6 @@ func (t *tail) String() string {
 // storable as PostgreSQL text, and hands each to emit; Close emits a last unterminated line. It is
 // for output read through the Engine API (a container's logs), which arrives as a byte stream too.
 func LineWriter(emit func(string)) io.WriteCloser { return newLineWriter(MaxLine, false, emit) }
+
+// Stream is the LogFunc stream the targets write their account of a rollout to.
+const Stream = "deploy"

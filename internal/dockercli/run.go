@@ -1,9 +1,9 @@
-// Package dockercli runs the docker command-line client for Slipway's build, registry and target
-// adapters: always with an argument list (never a shell), under the caller's context, in a process
-// group of its own so that cancelling kills it and every helper it started (the buildx plugin,
-// credential helpers), with its output streamed line by line and its last lines kept for the
-// error. Slipway drives the CLI rather than the Engine API so that the server behaves exactly like
-// an operator's own `docker` commands, credential helpers and contexts included.
+// Package dockercli runs the docker command-line client for the two calls where it earns its
+// place, builds (BuildKit through buildx) and pushes (credential helpers, a per-push config):
+// always with an argument list (never a shell) and an allow-listed environment (never the server's
+// secrets), under the caller's context, in a process group of its own so that cancelling kills it
+// and every helper it started, with its output streamed line by line and its last lines kept for
+// the error. Everything else goes through the Engine API (internal/engine).
 package dockercli
 
 import (

@@ -4,6 +4,8 @@ import (
 	"time"
 
 	"github.com/goccy/go-yaml/ast"
+
+	"github.com/slipway-dev/slipway/internal/deploy"
 )
 
 // file decodes the document body. Type and key problems land in d.errs; value rules are checked
@@ -62,7 +64,7 @@ func (d *decoder) service(e entry) Service {
 		case "build_args":
 			s.BuildArgs, _ = d.stringMap(v.value, v.path)
 		case "target":
-			s.Target, _ = d.str(v.value, v.path)
+			s.Stage, _ = d.str(v.value, v.path)
 		case "image":
 			s.Image, _ = d.str(v.value, v.path)
 		case "environments":
@@ -90,24 +92,24 @@ func (d *decoder) environment(e entry) Environment {
 	if !ok {
 		return env
 	}
-	known := d.fields(entries, "branch", KindECS, KindSwarm, KindDocker)
+	known := d.fields(entries, "branch", deploy.PlatformECS, deploy.PlatformSwarm, deploy.PlatformDocker)
 	for key, v := range known {
 		switch key {
 		case "branch":
 			env.Branch, _ = d.str(v.value, v.path)
-		case KindECS:
+		case deploy.PlatformECS:
 			env.ECS = d.ecs(v)
-		case KindSwarm:
+		case deploy.PlatformSwarm:
 			env.Swarm = d.swarm(v)
-		case KindDocker:
+		case deploy.PlatformDocker:
 			env.Docker = d.docker(v)
 		}
 	}
 	return env
 }
 
-func (d *decoder) ecs(e entry) *ECSTarget {
-	t := &ECSTarget{} // even when broken, so that the environment still counts one target
+func (d *decoder) ecs(e entry) *deploy.ECSService {
+	t := &deploy.ECSService{} // even when broken, so that the environment still counts one target
 	entries, ok := d.mapping(e.value, e.path)
 	if !ok {
 		return t
@@ -125,8 +127,8 @@ func (d *decoder) ecs(e entry) *ECSTarget {
 	return t
 }
 
-func (d *decoder) swarm(e entry) *SwarmTarget {
-	t := &SwarmTarget{}
+func (d *decoder) swarm(e entry) *deploy.SwarmService {
+	t := &deploy.SwarmService{}
 	entries, ok := d.mapping(e.value, e.path)
 	if !ok {
 		return t
@@ -137,8 +139,8 @@ func (d *decoder) swarm(e entry) *SwarmTarget {
 	return t
 }
 
-func (d *decoder) docker(e entry) *DockerTarget {
-	t := &DockerTarget{}
+func (d *decoder) docker(e entry) *deploy.Container {
+	t := &deploy.Container{}
 	entries, ok := d.mapping(e.value, e.path)
 	if !ok {
 		return t

@@ -58,7 +58,7 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("JSON round trip changed the File:\n%+v\n%+v", back.Services, file.Services)
 		}
 		for _, target := range file.Plan("main", []string{"a/b.go"}, false) {
-			if target.Kind == "" || target.Name() == "" {
+			if target.Destination.Platform == "" || target.Destination.Name() == "" {
 				t.Fatalf("Plan returned an incomplete target %+v", target)
 			}
 		}

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/slipway-dev/slipway/internal/deploy"
 )
 
 func readExample(t testing.TB) []byte {
@@ -31,11 +33,11 @@ func TestParseExample(t *testing.T) {
 			Dockerfile: "services/api/Dockerfile",
 			Context:    "services/api",
 			BuildArgs:  map[string]string{"GO_VERSION": "1.26"},
-			Target:     "runtime",
+			Stage:      "runtime",
 			Image:      "123456789012.dkr.ecr.eu-west-1.amazonaws.com/api",
 			Environments: []Environment{
-				{Name: "production", Branch: "main", ECS: &ECSTarget{Cluster: "prod", Service: "api", Container: "api"}},
-				{Name: "staging", Branch: "develop", ECS: &ECSTarget{Cluster: "staging", Service: "api", Container: "api"}},
+				{Name: "production", Branch: "main", ECS: &deploy.ECSService{Cluster: "prod", Service: "api", Container: "api"}},
+				{Name: "staging", Branch: "develop", ECS: &deploy.ECSService{Cluster: "staging", Service: "api", Container: "api"}},
 			},
 		},
 		{
@@ -44,7 +46,7 @@ func TestParseExample(t *testing.T) {
 			Context:    ".",
 			Image:      "127.0.0.1:5000/web",
 			Environments: []Environment{
-				{Name: "demo", Branch: "main", Docker: &DockerTarget{
+				{Name: "demo", Branch: "main", Docker: &deploy.Container{
 					Container: "web", Ports: []string{"8081:80"}, Env: map[string]string{"A": "b"},
 					Network: "host", HealthTimeout: 30 * time.Second,
 				}},
@@ -56,7 +58,7 @@ func TestParseExample(t *testing.T) {
 			Context:    ".",
 			Image:      "registry.example.com/worker",
 			Environments: []Environment{
-				{Name: "production", Branch: "main", Swarm: &SwarmTarget{Service: "worker"}},
+				{Name: "production", Branch: "main", Swarm: &deploy.SwarmService{Service: "worker"}},
 			},
 		},
 	}
@@ -81,7 +83,7 @@ func TestParseNormalizes(t *testing.T) {
 		{"trailing slash means everything below", "paths: [libs/, ./a/b]", func(s *Service) any { return s.Paths }, []string{"libs/**", "a/b"}},
 		{"numbers kept as written", "build_args: {V: 1.20, N: 007, B: true}", func(s *Service) any { return s.BuildArgs }, map[string]string{"V": "1.20", "N": "007", "B": "true"}},
 		{"empty build arg", `build_args: {V: ""}`, func(s *Service) any { return s.BuildArgs }, map[string]string{"V": ""}},
-		{"literal block", "target: |-\n      runtime", func(s *Service) any { return s.Target }, "runtime"},
+		{"literal block", "target: |-\n      runtime", func(s *Service) any { return s.Stage }, "runtime"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -313,7 +315,7 @@ func TestValidate(t *testing.T) {
 	ok := func() *File {
 		return &File{Services: []Service{{
 			Name: "api", Image: "x/api",
-			Environments: []Environment{{Name: "prod", Branch: "main", Swarm: &SwarmTarget{Service: "api"}}},
+			Environments: []Environment{{Name: "prod", Branch: "main", Swarm: &deploy.SwarmService{Service: "api"}}},
 		}}}
 	}
 	tests := []struct {
@@ -328,10 +330,10 @@ func TestValidate(t *testing.T) {
 		}, "services.api.environments.prod: environment defined twice"},
 		{"bad context", func(f *File) { f.Services[0].Context = "../x" }, "services.api.context: must stay inside"},
 		{"negative timeout", func(f *File) {
-			f.Services[0].Environments[0] = Environment{Name: "prod", Branch: "main", Docker: &DockerTarget{Container: "web", HealthTimeout: -1}}
+			f.Services[0].Environments[0] = Environment{Name: "prod", Branch: "main", Docker: &deploy.Container{Container: "web", HealthTimeout: -1}}
 		}, "health_timeout"},
 		{"NUL in env value", func(f *File) {
-			f.Services[0].Environments[0] = Environment{Name: "prod", Branch: "main", Docker: &DockerTarget{Container: "web", Env: map[string]string{"A": "x\x00"}}}
+			f.Services[0].Environments[0] = Environment{Name: "prod", Branch: "main", Docker: &deploy.Container{Container: "web", Env: map[string]string{"A": "x\x00"}}}
 		}, "services.api.environments.prod.docker.env.A: value must be"},
 		{"no target", func(f *File) { f.Services[0].Environments[0].Swarm = nil }, "exactly one target"},
 	}

@@ -3,22 +3,24 @@ package pipeline
 import (
 	"cmp"
 	"slices"
+
+	"github.com/slipway-dev/slipway/internal/deploy"
 )
 
-// Plan returns the deployments a push asks for: one Target per (service, environment) whose
+// Plan returns the deployments a push asks for: one Spec per (service, environment) whose
 // branch pattern matches branch (the name without refs/heads/) and whose service's paths match at
 // least one of changed (repository-relative, /-separated). A service without paths is deployed on
 // every push, even one that changed nothing (an empty commit is a common way to redeploy). all
 // ignores paths; the caller sets it when it cannot know what changed (a new branch, a force push).
-// Targets come sorted by service, then environment.
-func (f *File) Plan(branch string, changed []string, all bool) []Target {
+// Specs come sorted by service, then environment.
+func (f *File) Plan(branch string, changed []string, all bool) []deploy.Spec {
 	services := make([]*Service, len(f.Services))
 	for i := range f.Services {
 		services[i] = &f.Services[i]
 	}
 	slices.SortStableFunc(services, func(a, b *Service) int { return cmp.Compare(a.Name, b.Name) })
 
-	var targets []Target
+	var specs []deploy.Spec
 	for _, s := range services {
 		if !all && !s.touched(changed) {
 			continue
@@ -29,12 +31,12 @@ func (f *File) Plan(branch string, changed []string, all bool) []Target {
 		}
 		slices.SortStableFunc(envs, func(a, b *Environment) int { return cmp.Compare(a.Name, b.Name) })
 		for _, e := range envs {
-			if e.Kind() != "" && matchGlob(e.Branch, branch) {
-				targets = append(targets, newTarget(s, e))
+			if e.Platform() != "" && matchGlob(e.Branch, branch) {
+				specs = append(specs, spec(s, e))
 			}
 		}
 	}
-	return targets
+	return specs
 }
 
 // touched reports whether a push that changed these files concerns the service.

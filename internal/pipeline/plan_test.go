@@ -3,6 +3,8 @@ package pipeline
 import (
 	"reflect"
 	"testing"
+
+	"github.com/slipway-dev/slipway/internal/deploy"
 )
 
 func TestPlan(t *testing.T) {
@@ -30,8 +32,8 @@ func TestPlan(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var got []string
-			for _, target := range f.Plan(tt.branch, tt.changed, tt.all) {
-				got = append(got, target.Service+"/"+target.Environment)
+			for _, spec := range f.Plan(tt.branch, tt.changed, tt.all) {
+				got = append(got, spec.Destination.Service+"/"+spec.Destination.Environment)
 			}
 			if !reflect.DeepEqual(got, tt.want) {
 				t.Errorf("Plan = %v, want %v", got, tt.want)
@@ -47,20 +49,20 @@ func TestPlanTargets(t *testing.T) {
 	}
 	got := f.Plan("main", nil, true)
 	refs := []string{}
-	for _, target := range got {
-		refs = append(refs, target.Ref())
+	for _, spec := range got {
+		refs = append(refs, spec.Destination.Ref())
 	}
 	if want := []string{"ecs:prod/api", "docker:web", "swarm:worker"}; !reflect.DeepEqual(refs, want) {
 		t.Errorf("refs = %v, want %v", refs, want)
 	}
-	if got[0].Kind != KindECS || got[0].ECS == nil || got[0].ECS.Container != "api" {
+	if d := got[0].Destination; d.Platform != deploy.PlatformECS || d.ECS == nil || d.ECS.Container != "api" || got[0].Build.Image == "" {
 		t.Errorf("ecs target = %+v", got[0])
 	}
-	// A Target is a copy: changing it leaves the File alone.
-	got[1].Docker.Env["A"] = "changed"
-	got[1].Docker.Ports[0] = "1:1"
+	// A Spec is a copy: changing it leaves the File alone.
+	got[1].Destination.Docker.Env["A"] = "changed"
+	got[1].Destination.Docker.Ports[0] = "1:1"
 	if d := f.Service("web").Environments[0].Docker; d.Env["A"] != "b" || d.Ports[0] != "8081:80" {
-		t.Errorf("Plan's Target shares state with the File: %+v", d)
+		t.Errorf("Plan's Spec shares state with the File: %+v", d)
 	}
 }
 
@@ -93,8 +95,8 @@ func TestPlanBranchGlobsAndOrder(t *testing.T) {
 	}
 	for _, tt := range tests {
 		var got []string
-		for _, target := range f.Plan(tt.branch, tt.changed, false) {
-			got = append(got, target.Service+"/"+target.Environment)
+		for _, spec := range f.Plan(tt.branch, tt.changed, false) {
+			got = append(got, spec.Destination.Service+"/"+spec.Destination.Environment)
 		}
 		if !reflect.DeepEqual(got, tt.want) {
 			t.Errorf("Plan(%q, %v) = %v, want %v", tt.branch, tt.changed, got, tt.want)
@@ -106,14 +108,14 @@ func TestPlanUnsortedFile(t *testing.T) {
 	// A File built in code, not sorted: Plan still orders by service, then environment.
 	f := &File{Services: []Service{
 		{Name: "b", Environments: []Environment{
-			{Name: "y", Branch: "main", Swarm: &SwarmTarget{Service: "b"}},
-			{Name: "x", Branch: "main", Swarm: &SwarmTarget{Service: "b"}},
+			{Name: "y", Branch: "main", Swarm: &deploy.SwarmService{Service: "b"}},
+			{Name: "x", Branch: "main", Swarm: &deploy.SwarmService{Service: "b"}},
 		}},
-		{Name: "a", Environments: []Environment{{Name: "z", Branch: "main", Swarm: &SwarmTarget{Service: "a"}}}},
+		{Name: "a", Environments: []Environment{{Name: "z", Branch: "main", Swarm: &deploy.SwarmService{Service: "a"}}}},
 	}}
 	var got []string
-	for _, target := range f.Plan("main", nil, false) {
-		got = append(got, target.Service+"/"+target.Environment)
+	for _, spec := range f.Plan("main", nil, false) {
+		got = append(got, spec.Destination.Service+"/"+spec.Destination.Environment)
 	}
 	if want := []string{"a/z", "b/x", "b/y"}; !reflect.DeepEqual(got, want) {
 		t.Errorf("Plan = %v, want %v", got, want)

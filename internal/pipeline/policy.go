@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"path"
 	"strings"
+
+	"github.com/slipway-dev/slipway/internal/deploy"
 )
 
 // ErrNotAllowed is wrapped by the error Policy.Check returns when no rule allows a deployment.
@@ -55,11 +57,11 @@ func (p Policy) Validate() error {
 
 // Check returns nil if repo may deploy t, and otherwise an error wrapping ErrNotAllowed that
 // names the repository, service, environment and target, fit to show in the deployment record.
-func (p Policy) Check(repo string, t Target) error {
+func (p Policy) Check(repo string, t deploy.Destination) error {
 	if p.AllowAll {
 		return nil
 	}
-	if t.Kind != "" && t.Name() != "" {
+	if t.Platform != "" && t.Name() != "" {
 		for _, r := range p.Rules {
 			if r.allows(repo, t) {
 				return nil
@@ -70,7 +72,7 @@ func (p Policy) Check(repo string, t Target) error {
 		repo, t.Service, t.Environment, t.Ref(), ErrNotAllowed)
 }
 
-func (r Rule) allows(repo string, t Target) bool {
+func (r Rule) allows(repo string, t deploy.Destination) bool {
 	if validRepoPattern(r.Repo) != nil {
 		return false
 	}
@@ -79,7 +81,7 @@ func (r Rule) allows(repo string, t Target) bool {
 	}
 	for _, pat := range r.Targets {
 		kind, name, _ := strings.Cut(pat, ":")
-		if kind != t.Kind || validTargetPattern(pat) != nil {
+		if kind != t.Platform || validTargetPattern(pat) != nil {
 			continue
 		}
 		if ok, _ := path.Match(name, t.Name()); ok {
@@ -106,13 +108,13 @@ func validTargetPattern(p string) error {
 		return errors.New(`must be "kind:name", like ecs:prod/api, swarm:* or docker:web`)
 	}
 	switch kind {
-	case KindECS:
+	case deploy.PlatformECS:
 		cluster, service, ok := strings.Cut(name, "/")
 		if !ok || cluster == "" || service == "" || strings.Contains(service, "/") {
 			// "ecs:*" would match nothing, since * does not cross the /; say so instead.
 			return errors.New(`an ecs target is "cluster/service", like ecs:prod/* or ecs:*/*`)
 		}
-	case KindSwarm, KindDocker:
+	case deploy.PlatformSwarm, deploy.PlatformDocker:
 		if strings.Contains(name, "/") {
 			return fmt.Errorf("a %s target name has no /", kind)
 		}

@@ -4,13 +4,15 @@ import (
 	"errors"
 	"strings"
 	"testing"
+
+	"github.com/slipway-dev/slipway/internal/deploy"
 )
 
 func TestPolicyCheck(t *testing.T) {
-	ecs := Target{Service: "api", Environment: "production", Kind: KindECS, ECS: &ECSTarget{Cluster: "prod", Service: "api", Container: "api"}}
-	ecsStaging := Target{Service: "api", Environment: "staging", Kind: KindECS, ECS: &ECSTarget{Cluster: "staging", Service: "api", Container: "api"}}
-	swarm := Target{Service: "worker", Environment: "production", Kind: KindSwarm, Swarm: &SwarmTarget{Service: "worker"}}
-	docker := Target{Service: "web", Environment: "demo", Kind: KindDocker, Docker: &DockerTarget{Container: "web"}}
+	ecs := deploy.Destination{Service: "api", Environment: "production", Platform: deploy.PlatformECS, ECS: &deploy.ECSService{Cluster: "prod", Service: "api", Container: "api"}}
+	ecsStaging := deploy.Destination{Service: "api", Environment: "staging", Platform: deploy.PlatformECS, ECS: &deploy.ECSService{Cluster: "staging", Service: "api", Container: "api"}}
+	swarm := deploy.Destination{Service: "worker", Environment: "production", Platform: deploy.PlatformSwarm, Swarm: &deploy.SwarmService{Service: "worker"}}
+	docker := deploy.Destination{Service: "web", Environment: "demo", Platform: deploy.PlatformDocker, Docker: &deploy.Container{Container: "web"}}
 
 	policy := Policy{Rules: []Rule{
 		{Repo: "acme/shop", Targets: []string{"ecs:prod/*", "swarm:*"}},
@@ -22,7 +24,7 @@ func TestPolicyCheck(t *testing.T) {
 		name   string
 		policy Policy
 		repo   string
-		target Target
+		target deploy.Destination
 		ok     bool
 	}{
 		{"exact repo, ecs glob", policy, "acme/shop", ecs, true},
@@ -38,7 +40,7 @@ func TestPolicyCheck(t *testing.T) {
 		{"allow_all", Policy{AllowAll: true}, "acme/shop", ecs, true},
 		{"ecs:* does not match cluster/service", Policy{Rules: []Rule{{Repo: "a/b", Targets: []string{"ecs:*"}}}}, "a/b", ecs, false},
 		{"ecs:*/*", Policy{Rules: []Rule{{Repo: "a/b", Targets: []string{"ecs:*/*"}}}}, "a/b", ecs, true},
-		{"target without a block", Policy{Rules: []Rule{{Repo: "a/b", Targets: []string{"docker:*"}}}}, "a/b", Target{Kind: KindDocker}, false},
+		{"target without a block", Policy{Rules: []Rule{{Repo: "a/b", Targets: []string{"docker:*"}}}}, "a/b", deploy.Destination{Platform: deploy.PlatformDocker}, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -65,7 +67,7 @@ func TestPolicyCheck(t *testing.T) {
 }
 
 func TestPolicyCheckMessage(t *testing.T) {
-	err := Policy{}.Check("acme/shop", Target{Service: "api", Environment: "production", Kind: KindECS, ECS: &ECSTarget{Cluster: "prod", Service: "api", Container: "api"}})
+	err := Policy{}.Check("acme/shop", deploy.Destination{Service: "api", Environment: "production", Platform: deploy.PlatformECS, ECS: &deploy.ECSService{Cluster: "prod", Service: "api", Container: "api"}})
 	want := "repository acme/shop may not deploy service api (environment production) to ecs:prod/api: not allowed by the server's deploy policy"
 	if err == nil || err.Error() != want {
 		t.Errorf("err = %v\nwant  %s", err, want)

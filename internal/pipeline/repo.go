@@ -9,6 +9,8 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+
+	"github.com/slipway-dev/slipway/internal/deploy"
 )
 
 // CheckInRepo checks every service's context and dockerfile against a checkout of the commit at
@@ -92,4 +94,10 @@ func (f *File) lookup(path string) position {
 		return position{}
 	}
 	return (&decoder{pos: f.pos}).lookup(path)
+}
+
+// CheckBuild is CheckInRepo for the build of one service, as a deployment's spec holds it.
+func CheckBuild(root, service string, b deploy.Build) error {
+	f := &File{Services: []Service{{Name: service, Context: b.Context, Dockerfile: b.Dockerfile}}}
+	return f.CheckInRepo(root)
 }

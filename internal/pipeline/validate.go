@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/slipway-dev/slipway/internal/deploy"
 )
 
 // Name rules. Service and environment names end up in database rows, metric labels, URLs and
@@ -108,7 +110,7 @@ func validateService(s *Service, p string, c *checker) {
 			c.add(child(p, "dockerfile"), "must name a file")
 		}
 	}
-	if s.Target != "" && !stageRE.MatchString(s.Target) {
+	if s.Stage != "" && !stageRE.MatchString(s.Stage) {
 		c.add(child(p, "target"), "build stage must match %s", stageRE)
 	}
 	checkVars(s.BuildArgs, child(p, "build_args"), c)
@@ -150,7 +152,7 @@ func validateEnvironment(e *Environment, p string, c *checker) {
 		c.add(p, "exactly one target (ecs, swarm, docker) is required, found %d", n)
 	}
 	if t := e.ECS; t != nil {
-		tp := child(p, KindECS)
+		tp := child(p, deploy.PlatformECS)
 		if t.Cluster != "" && !ecsNameRE.MatchString(t.Cluster) {
 			c.add(child(tp, "cluster"), "must be an ECS cluster name (not an ARN) matching %s", ecsNameRE)
 		}
@@ -158,14 +160,14 @@ func validateEnvironment(e *Environment, p string, c *checker) {
 		requireName(t.Container, ecsNameRE, tp, "container", c)
 	}
 	if t := e.Swarm; t != nil {
-		requireName(t.Service, swarmServiceRE, child(p, KindSwarm), "service", c)
+		requireName(t.Service, swarmServiceRE, child(p, deploy.PlatformSwarm), "service", c)
 	}
 	if t := e.Docker; t != nil {
-		validateDocker(t, child(p, KindDocker), c)
+		validateDocker(t, child(p, deploy.PlatformDocker), c)
 	}
 }
 
-func validateDocker(t *DockerTarget, p string, c *checker) {
+func validateDocker(t *deploy.Container, p string, c *checker) {
 	requireName(t.Container, containerNameRE, p, "container", c)
 	if t.Network != "" && !networkRE.MatchString(t.Network) {
 		c.add(child(p, "network"), "must match %s", networkRE)

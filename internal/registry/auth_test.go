@@ -12,6 +12,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/slipway-dev/slipway/internal/dockercli/dockertest"
 )
 
 func TestParseChallenge(t *testing.T) {
@@ -178,7 +180,7 @@ func TestDigestHTTP(t *testing.T) {
 					tt.creds = Static{host: s["HOST"]}
 				}
 			}
-			r, err := New(Config{DockerBinary: "/bin/true"}, tt.creds, slog.New(slog.NewTextHandler(io.Discard, nil)))
+			r, err := New(Config{Engine: dockertest.Engine(t, "/bin/true", "")}, tt.creds, slog.New(slog.NewTextHandler(io.Discard, nil)))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -216,7 +218,7 @@ func (failingCreds) Lookup(context.Context, string) (string, string, bool, error
 
 // A realm over plain http to a host that is neither local nor insecure never gets the password.
 func TestTokenRealmMustBeHTTPS(t *testing.T) {
-	r, err := New(Config{DockerBinary: "/bin/true"}, nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	r, err := New(Config{Engine: dockertest.Engine(t, "/bin/true", "")}, nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,9 +13,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/slipway-dev/slipway/internal/build"
 	"github.com/slipway-dev/slipway/internal/deploy"
 	"github.com/slipway-dev/slipway/internal/dockercli/dockertest"
+	"github.com/slipway-dev/slipway/internal/imagebuild"
 )
 
 func nonce() string {
@@ -37,7 +37,7 @@ func buildImage(t *testing.T, e dockertest.Env, buildKit, ref string) time.Durat
 	if err := os.WriteFile(filepath.Join(dir, "nonce"), []byte(nonce()), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	b, err := build.New(build.Config{DockerBinary: e.CLI, Host: e.Host, BuildKit: buildKit, Network: "host"}, testLogger(t))
+	b, err := imagebuild.New(imagebuild.Config{Engine: dockertest.Engine(t, e.CLI, e.Host), BuildKit: buildKit, Network: "host"}, testLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,14 +76,14 @@ func (l *lines) String() string {
 
 func TestPushAndDigest(t *testing.T) {
 	e := dockertest.Require(t)
-	for _, mode := range []string{build.BuildKitOn, build.BuildKitOff} {
+	for _, mode := range []string{imagebuild.BuildKitOn, imagebuild.BuildKitOff} {
 		t.Run("buildkit-"+mode, func(t *testing.T) {
 			t.Parallel()
 			repo := e.Registry + "/slipway-test/push-" + nonce()
 			ref := repo + ":v1"
 			took := buildImage(t, e, mode, ref)
 
-			r, err := New(Config{DockerBinary: e.CLI, Host: e.Host}, nil, testLogger(t))
+			r, err := New(Config{Engine: dockertest.Engine(t, e.CLI, e.Host)}, nil, testLogger(t))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -122,7 +122,7 @@ func TestPushAndDigest(t *testing.T) {
 
 func TestPushFailures(t *testing.T) {
 	e := dockertest.Require(t)
-	r, err := New(Config{DockerBinary: e.CLI, Host: e.Host}, nil, testLogger(t))
+	r, err := New(Config{Engine: dockertest.Engine(t, e.CLI, e.Host)}, nil, testLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -156,10 +156,10 @@ func TestPushWithCredentials(t *testing.T) {
 	host := startAuthRegistry(t, user, password)
 
 	ref := host + "/slipway-test/auth-" + nonce() + ":v1"
-	buildImage(t, e, build.BuildKitOn, ref)
+	buildImage(t, e, imagebuild.BuildKitOn, ref)
 
 	t.Run("right password", func(t *testing.T) {
-		r, err := New(Config{DockerBinary: e.CLI, Host: e.Host}, Static{host: {user, password}}, testLogger(t))
+		r, err := New(Config{Engine: dockertest.Engine(t, e.CLI, e.Host)}, Static{host: {user, password}}, testLogger(t))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -195,7 +195,7 @@ func TestPushWithCredentials(t *testing.T) {
 		{"no credentials", nil},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			r, err := New(Config{DockerBinary: e.CLI, Host: e.Host}, tt.creds, testLogger(t))
+			r, err := New(Config{Engine: dockertest.Engine(t, e.CLI, e.Host)}, tt.creds, testLogger(t))
 			if err != nil {
 				t.Fatal(err)
 			}

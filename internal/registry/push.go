@@ -70,13 +70,10 @@ func (r *Registry) push(ctx context.Context, ref string, log deploy.LogFunc) (st
 		"DOCKER_CONTEXT":   "", // contexts live in DOCKER_CONFIG; ours has none
 		"DOCKER_CLI_HINTS": "false",
 	}
-	if r.cfg.Host != "" {
-		set["DOCKER_HOST"] = r.cfg.Host
-	}
 	err = dockercli.Run(ctx, dockercli.Cmd{
 		Binary: r.docker,
 		Args:   []string{"push", ref},
-		Env:    dockercli.Env(set),
+		Env:    r.cfg.Engine.Env(set),
 		Scrub:  scrubber(password, auth),
 		Line: func(line string) {
 			if m := pushedRE.FindStringSubmatch(line); m != nil {

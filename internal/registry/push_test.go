@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/slipway-dev/slipway/internal/dockercli/dockertest"
 )
 
 // TestPushWithFakeDocker runs Push against a stand-in docker that prints what a real one would
@@ -47,7 +49,7 @@ func TestPushWithFakeDocker(t *testing.T) {
 			if err := os.WriteFile(docker, []byte(script), 0o755); err != nil {
 				t.Fatal(err)
 			}
-			r, err := New(Config{DockerBinary: docker}, Static{host: {"u", secret}}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+			r, err := New(Config{Engine: dockertest.Engine(t, docker, "")}, Static{host: {"u", secret}}, slog.New(slog.NewTextHandler(io.Discard, nil)))
 			if err != nil {
 				t.Fatal(err)
 			}

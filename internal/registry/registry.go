@@ -4,6 +4,7 @@ package registry
 
 import (
 	"cmp"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -13,12 +14,13 @@ import (
 	"time"
 
 	"github.com/slipway-dev/slipway/internal/deploy"
+	"github.com/slipway-dev/slipway/internal/engine"
 )
 
 // Config configures a Registry.
 type Config struct {
-	DockerBinary string // default "docker"
-	Host         string // DOCKER_HOST for docker push; "" inherits ours
+	// Engine is the Docker engine that pushes, with the docker CLI that drives it.
+	Engine *engine.Engine
 	// Insecure lists registry hosts ("127.0.0.1:5000") that Digest reaches over plain http.
 	// Loopback addresses and localhost always are. The engine has its own list for docker push
 	// (dockerd --insecure-registry), which likewise always includes 127.0.0.0/8.
@@ -39,14 +41,16 @@ var _ deploy.Registry = (*Registry)(nil)
 
 // New checks cfg and finds the docker binary. creds may be nil: every registry is then anonymous.
 func New(cfg Config, creds Credentials, logger *slog.Logger) (*Registry, error) {
-	cfg.DockerBinary = cmp.Or(cfg.DockerBinary, "docker")
+	if cfg.Engine == nil {
+		return nil, errors.New("registry: an engine is required")
+	}
 	cfg.Timeout = cmp.Or(cfg.Timeout, 10*time.Minute)
 	if cfg.Timeout < 0 {
 		return nil, fmt.Errorf("registry: negative timeout %s", cfg.Timeout)
 	}
-	docker, err := exec.LookPath(cfg.DockerBinary)
+	docker, err := exec.LookPath(cfg.Engine.Binary)
 	if err != nil {
-		return nil, fmt.Errorf("registry: finding docker binary %q: %w", cfg.DockerBinary, err)
+		return nil, fmt.Errorf("registry: finding docker binary %q: %w", cfg.Engine.Binary, err)
 	}
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)

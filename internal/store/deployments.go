@@ -11,13 +11,13 @@ import (
 	"github.com/slipway-dev/slipway/internal/deploy"
 )
 
-const deploymentColumns = `id, run_id, repo, service, environment, target_kind, target, commit_sha, status, error,
+const deploymentColumns = `id, run_id, repo, service, environment, platform, spec, commit_sha, status, error,
 	image_ref, image_digest, replaced_id, superseded_by, attempt, max_attempts, cancel_requested, target_touched,
 	created_at, claimed_at, building_at, pushing_at, deploying_at, finished_at`
 
 // deploymentFields are the scan destinations of deploymentColumns, in order.
 func deploymentFields(d *deploy.Deployment) []any {
-	return []any{&d.ID, &d.RunID, &d.Repo, &d.Service, &d.Environment, &d.TargetKind, &d.Target, &d.CommitSHA,
+	return []any{&d.ID, &d.RunID, &d.Repo, &d.Service, &d.Environment, &d.Platform, &d.Spec, &d.CommitSHA,
 		&d.Status, &d.Error, &d.ImageRef, &d.ImageDigest, &d.ReplacedID, &d.SupersededBy, &d.Attempt,
 		&d.MaxAttempts, &d.CancelRequested, &d.TargetTouched,
 		&d.CreatedAt, &d.ClaimedAt, &d.BuildingAt, &d.PushingAt, &d.DeployingAt, &d.FinishedAt}
@@ -32,8 +32,8 @@ func scanDeployment(row pgx.CollectableRow) (deploy.Deployment, error) {
 // deploymentInsert queues one deployment, idempotently per run, service and environment. A
 // deployment whose image is already known (a rollback) is inserted with it.
 const deploymentInsert = `
-INSERT INTO deployments (run_id, repo, service, environment, target_kind, target, commit_sha, image_ref, image_digest)
-VALUES ($1, $2, $3, $4, $5, coalesce($6::jsonb, '{}'), $7, $8, $9)
+INSERT INTO deployments (run_id, repo, service, environment, platform, spec, commit_sha, image_ref, image_digest)
+VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, $8, $9)
 ON CONFLICT (run_id, service, environment) DO NOTHING
 RETURNING id`
 
@@ -112,8 +112,8 @@ func enqueueTx(ctx context.Context, tx pgx.Tx, ds []deploy.NewDeployment) (ids [
 			return nil, err
 		}
 		var id int64
-		err := tx.QueryRow(ctx, deploymentInsert, d.RunID, d.Repo, d.Service, d.Environment, d.TargetKind,
-			jsonOrNil(d.Target), d.CommitSHA, d.ImageRef, d.ImageDigest).Scan(&id)
+		err := tx.QueryRow(ctx, deploymentInsert, d.RunID, d.Repo, d.Service, d.Environment, d.Platform,
+			d.Spec, d.CommitSHA, d.ImageRef, d.ImageDigest).Scan(&id)
 		if err == pgx.ErrNoRows {
 			continue
 		}
@@ -146,23 +146,16 @@ func enqueueTx(ctx context.Context, tx pgx.Tx, ds []deploy.NewDeployment) (ids [
 func refuseTx(ctx context.Context, tx pgx.Tx, ds []deploy.NewDeployment) error {
 	for _, d := range ds {
 		_, err := tx.Exec(ctx, `
-			INSERT INTO deployments (run_id, repo, service, environment, target_kind, target, commit_sha,
+			INSERT INTO deployments (run_id, repo, service, environment, platform, spec, commit_sha,
 				status, error, finished_at)
-			VALUES ($1, $2, $3, $4, $5, coalesce($6::jsonb, '{}'), $7, 'failed', $8, now())
+			VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, 'failed', $8, now())
 			ON CONFLICT (run_id, service, environment) DO NOTHING`,
-			d.RunID, d.Repo, d.Service, d.Environment, d.TargetKind, jsonOrNil(d.Target), d.CommitSHA, d.Error)
+			d.RunID, d.Repo, d.Service, d.Environment, d.Platform, d.Spec, d.CommitSHA, d.Error)
 		if err != nil {
 			return err
 		}
 	}
 	return nil
-}
-
-func jsonOrNil(raw []byte) any {
-	if len(raw) == 0 {
-		return nil
-	}
-	return string(raw)
 }
 
 // RollbackEnqueue records a rollback as a run of its own (trigger "rollback", already planned:

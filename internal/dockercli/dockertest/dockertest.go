@@ -21,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/slipway-dev/slipway/internal/engine"
 	"github.com/slipway-dev/slipway/internal/testenv"
 )
 
@@ -147,4 +148,16 @@ func (l *Log) Contains(s string) bool {
 		}
 	}
 	return false
+}
+
+// Engine returns an engine value for the docker CLI binary and host, closed when t ends. It
+// contacts nothing: a fake binary works for tests that never reach an engine.
+func Engine(t testing.TB, binary, host string) *engine.Engine {
+	t.Helper()
+	eng, err := engine.New(binary, host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = eng.Close() })
+	return eng
 }
