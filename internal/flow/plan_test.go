@@ -4,9 +4,6 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -21,45 +18,6 @@ import (
 )
 
 const zero = "0000000000000000000000000000000000000000"
-
-type repo struct {
-	t   *testing.T
-	dir string
-}
-
-func newRepo(t *testing.T) *repo {
-	r := &repo{t: t, dir: t.TempDir()}
-	r.git("init", "-q", "-b", "main")
-	return r
-}
-
-func (r *repo) git(args ...string) string {
-	r.t.Helper()
-	cmd := exec.Command("git", append([]string{"-c", "user.name=t", "-c", "user.email=t@example.com"}, args...)...)
-	cmd.Dir = r.dir
-	cmd.Env = append(os.Environ(), "GIT_CONFIG_GLOBAL=/dev/null", "GIT_CONFIG_NOSYSTEM=1")
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		r.t.Fatalf("git %v: %v\n%s", args, err, out)
-	}
-	return strings.TrimSpace(string(out))
-}
-
-func (r *repo) commit(files map[string]string) string {
-	r.t.Helper()
-	for p, c := range files {
-		full := filepath.Join(r.dir, p)
-		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
-			r.t.Fatal(err)
-		}
-		if err := os.WriteFile(full, []byte(c), 0o644); err != nil {
-			r.t.Fatal(err)
-		}
-	}
-	r.git("add", "-A")
-	r.git("commit", "-q", "--allow-empty", "-m", "change")
-	return r.git("rev-parse", "HEAD")
-}
 
 const twoServices = `services:
   api:
@@ -78,7 +36,7 @@ const twoServices = `services:
 type planFixture struct {
 	st      *store.Store
 	planner *flow.Planner
-	repo    *repo
+	repo    *testenv.GitRepo
 }
 
 func newPlanFixture(t *testing.T, policy pipeline.Policy) *planFixture {
@@ -88,7 +46,7 @@ func newPlanFixture(t *testing.T, policy pipeline.Policy) *planFixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &planFixture{st: st, repo: newRepo(t),
+	return &planFixture{st: st, repo: testenv.NewGitRepo(t),
 		planner: flow.NewPlanner(flow.PlannerConfig{Policy: policy}, st, src, slog.New(slog.DiscardHandler))}
 }
 
@@ -96,7 +54,7 @@ func newPlanFixture(t *testing.T, policy pipeline.Policy) *planFixture {
 func (f *planFixture) plan(t *testing.T, before, after string) (int64, error) {
 	t.Helper()
 	id, err := f.st.RunCreate(context.Background(), deploy.Run{Trigger: "test", Repo: "acme/app", Ref: "refs/heads/main",
-		Branch: "main", BeforeSHA: before, AfterSHA: after, CloneURL: f.repo.dir})
+		Branch: "main", BeforeSHA: before, AfterSHA: after, CloneURL: f.repo.Dir})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -140,7 +98,7 @@ func finishStatus(err error) string {
 func TestPlanner(t *testing.T) {
 	allow := pipeline.Policy{Rules: []pipeline.Rule{{Repo: "acme/*", Targets: []string{"swarm:*", "docker:*"}}}}
 	f := newPlanFixture(t, allow)
-	first := f.repo.commit(map[string]string{".slipway.yml": twoServices, "api/main.go": "1", "web/index.html": "1"})
+	first := f.repo.CommitFiles("change", map[string]string{".slipway.yml": twoServices, "api/main.go": "1", "web/index.html": "1"})
 
 	// A new branch deploys everything; the ECS target is outside the policy and recorded as failed.
 	runID, err := f.plan(t, zero, first)
@@ -174,7 +132,7 @@ func TestPlanner(t *testing.T) {
 	}
 
 	// A push touching only web/ deploys only web (refused again by policy: the run fails with why).
-	second := f.repo.commit(map[string]string{"web/index.html": "2"})
+	second := f.repo.CommitFiles("change", map[string]string{"web/index.html": "2"})
 	runID, err = f.plan(t, first, second)
 	if finishStatus(err) != "failed" || !strings.Contains(err.Error(), "outside the policy") {
 		t.Errorf("web-only push: %v", err)
@@ -184,7 +142,7 @@ func TestPlanner(t *testing.T) {
 	}
 
 	// A push touching neither service is skipped with a reason.
-	third := f.repo.commit(map[string]string{"README.md": "docs"})
+	third := f.repo.CommitFiles("change", map[string]string{"README.md": "docs"})
 	if _, err := f.plan(t, second, third); finishStatus(err) != "skipped" {
 		t.Errorf("docs-only push: %v", err)
 	}
@@ -205,9 +163,9 @@ func TestPlannerBadPipelineFiles(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			if _, ok := c.files[".slipway.yml"]; !ok {
-				f.repo.git("rm", "-q", "--ignore-unmatch", ".slipway.yml")
+				f.repo.Git("rm", "-q", "--ignore-unmatch", ".slipway.yml")
 			}
-			sha := f.repo.commit(c.files)
+			sha := f.repo.CommitFiles("change", c.files)
 			_, err := f.plan(t, zero, sha)
 			if finishStatus(err) != "failed" || !strings.Contains(err.Error(), c.want) {
 				t.Errorf("got %v, want a permanent failure naming %q", err, c.want)

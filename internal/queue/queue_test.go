@@ -29,6 +29,12 @@ type handlers struct {
 // listens, so a notification sent after this returns is not missed.
 func startQueue(t *testing.T, st *store.Store, owner string, workers int, h handlers, tune func(*queue.Config)) (stop func()) {
 	t.Helper()
+	return startQueueOn(t, st, owner, workers, h, tune)
+}
+
+// startQueueOn is startQueue on a queue.Store that may wrap the real one.
+func startQueueOn(t *testing.T, qs queue.Store, owner string, workers int, h handlers, tune func(*queue.Config)) (stop func()) {
+	t.Helper()
 	noop := func(context.Context, queue.Job) error { return nil }
 	if h.run == nil {
 		h.run = noop
@@ -48,7 +54,7 @@ func startQueue(t *testing.T, st *store.Store, owner string, workers int, h hand
 	if tune != nil {
 		tune(&cfg)
 	}
-	q, err := queue.New(cfg, st, metrics.New(prometheus.NewRegistry()), slog.New(slog.DiscardHandler))
+	q, err := queue.New(cfg, qs, metrics.New(prometheus.NewRegistry()), slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -330,7 +336,8 @@ func TestCancel(t *testing.T) {
 	st := testenv.Store(t)
 	started := make(chan int64, 1)
 	cause := make(chan error, 1)
-	startQueue(t, st, "w", 1, handlers{run: func(ctx context.Context, job queue.Job) error {
+	// Heartbeats never report the cancel here: only NOTIFY can deliver it, however long it takes.
+	startQueueOn(t, deafToCancel{st}, "w", 1, handlers{run: func(ctx context.Context, job queue.Job) error {
 		select {
 		case started <- job.ID:
 		default:
@@ -342,7 +349,7 @@ func TestCancel(t *testing.T) {
 		default:
 		}
 		return ctx.Err()
-	}}, func(c *queue.Config) { c.Lease = time.Minute }) // heartbeat far away: NOTIFY must do it
+	}}, nil)
 	running := newRun(t, st)
 	<-started
 	waiting := newRun(t, st) // the single worker is busy: this one stays queued
@@ -357,7 +364,7 @@ func TestCancel(t *testing.T) {
 		if !errors.Is(err, queue.ErrCancelRequested) {
 			t.Errorf("cause %v", err)
 		}
-	case <-time.After(5 * time.Second):
+	case <-time.After(2 * time.Minute):
 		t.Fatal("cancel never reached the worker")
 	}
 	waitFor(t, "cancelled", func() bool { s, _, _ := status(t, st, "runs", running); return s == "cancelled" })
@@ -388,13 +395,16 @@ func TestShutdown(t *testing.T) {
 		case <-ctx.Done():
 			return ctx.Err()
 		}
-	}}, func(c *queue.Config) { c.ShutdownGrace = 300 * time.Millisecond })
+	}}, func(c *queue.Config) { c.ShutdownGrace = 3 * time.Second })
 	quick, slow := newRun(t, st), newRun(t, st)
 	<-started
 	<-started
-	// Let exactly one finish during the grace period.
-	go func() { release <- struct{}{} }()
-	stopA()
+	// Shut down, and let exactly one finish during the grace period: the send is taken by a
+	// handler still running, which the grace period lets finish.
+	stopped := make(chan struct{})
+	go func() { stopA(); close(stopped) }()
+	release <- struct{}{}
+	<-stopped
 	states := map[string]int{}
 	for _, id := range []int64{quick, slow} {
 		s, attempt, _ := status(t, st, "runs", id)
@@ -478,11 +488,16 @@ func TestEnqueueIdempotent(t *testing.T) {
 func TestWorkerLimit(t *testing.T) {
 	st := testenv.Store(t)
 	var now, peak atomic.Int32
+	both := make(chan struct{}) // closed once two items run at once: the first two wait for it
+	var once sync.Once
 	startQueue(t, st, "w", 2, handlers{run: func(context.Context, queue.Job) error {
 		n := now.Add(1)
 		for p := peak.Load(); n > p && !peak.CompareAndSwap(p, n); p = peak.Load() {
 		}
-		time.Sleep(20 * time.Millisecond)
+		if n == 2 {
+			once.Do(func() { close(both) })
+		}
+		<-both
 		now.Add(-1)
 		return nil
 	}}, nil)
@@ -532,4 +547,12 @@ func TestRescuedDeploymentDoesNotOverrideNewer(t *testing.T) {
 	if _, _, msg := status(t, st, "deployments", old); msg != fmt.Sprintf("superseded by deployment %d of a later push", newer) {
 		t.Errorf("old deployment's error %q", msg)
 	}
+}
+
+// deafToCancel is a store whose heartbeats never report a cancel request.
+type deafToCancel struct{ *store.Store }
+
+func (d deafToCancel) QueueHeartbeat(ctx context.Context, c store.Claim, lease time.Duration) (bool, error) {
+	_, err := d.Store.QueueHeartbeat(ctx, c, lease)
+	return false, err
 }

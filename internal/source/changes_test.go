@@ -5,27 +5,29 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/slipway-dev/slipway/internal/testenv"
 )
 
 func TestChangedPaths(t *testing.T) {
 	t.Parallel()
-	src := newTestRepo(t)
-	src.write("keep.txt", "keep")
-	src.write("modify.txt", "before")
-	src.write("delete.txt", "bye")
-	src.write("old name.txt", "moving, same content so git would call it a rename")
-	base := src.commit("base")
+	src := testenv.NewGitRepo(t)
+	src.Write("keep.txt", "keep")
+	src.Write("modify.txt", "before")
+	src.Write("delete.txt", "bye")
+	src.Write("old name.txt", "moving, same content so git would call it a rename")
+	base := src.Commit("base")
 
-	src.write("modify.txt", "after")
-	src.write("added.txt", "new")
-	src.remove("delete.txt")
-	src.git("mv", "old name.txt", "new name.txt")
-	src.write("with space and\nnewline.txt", "odd")
-	src.write("ünïcode/文件.txt", "utf-8")
-	head := src.commit("head")
+	src.Write("modify.txt", "after")
+	src.Write("added.txt", "new")
+	src.Remove("delete.txt")
+	src.Git("mv", "old name.txt", "new name.txt")
+	src.Write("with space and\nnewline.txt", "odd")
+	src.Write("ünïcode/文件.txt", "utf-8")
+	head := src.Commit("head")
 
 	c := newTestCache(t, Config{})
-	repo := Repo{FullName: "o/r", CloneURL: src.fileURL()}
+	repo := Repo{FullName: "o/r", CloneURL: fileURL(src)}
 
 	for _, tc := range []struct {
 		name          string

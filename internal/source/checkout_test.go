@@ -7,20 +7,22 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/slipway-dev/slipway/internal/testenv"
 )
 
 func TestCheckoutOlderCommit(t *testing.T) {
 	t.Parallel()
-	src := newTestRepo(t)
-	src.write("a.txt", "v1")
-	src.write("dir/b.txt", "b")
-	old := src.commit("old")
-	src.write("a.txt", "v2")
-	src.remove("dir/b.txt")
-	head := src.commit("head")
+	src := testenv.NewGitRepo(t)
+	src.Write("a.txt", "v1")
+	src.Write("dir/b.txt", "b")
+	old := src.Commit("old")
+	src.Write("a.txt", "v2")
+	src.Remove("dir/b.txt")
+	head := src.Commit("head")
 
 	c := newTestCache(t, Config{})
-	repo := Repo{FullName: "o/r", CloneURL: src.fileURL()}
+	repo := Repo{FullName: "o/r", CloneURL: fileURL(src)}
 	if err := c.Fetch(t.Context(), repo); err != nil {
 		t.Fatal(err)
 	}
@@ -66,16 +68,16 @@ func TestCheckoutOlderCommit(t *testing.T) {
 
 func TestCheckoutFetchesMissingCommit(t *testing.T) {
 	t.Parallel()
-	src := newTestRepo(t)
-	src.write("a.txt", "1")
-	src.commit("1")
+	src := testenv.NewGitRepo(t)
+	src.Write("a.txt", "1")
+	src.Commit("1")
 	c := newTestCache(t, Config{})
-	repo := Repo{FullName: "o/r", CloneURL: src.dir}
+	repo := Repo{FullName: "o/r", CloneURL: src.Dir}
 	if err := c.Fetch(t.Context(), repo); err != nil {
 		t.Fatal(err)
 	}
-	src.write("a.txt", "2")
-	sha := src.commit("2")
+	src.Write("a.txt", "2")
+	sha := src.Commit("2")
 
 	co, err := c.Checkout(t.Context(), repo, sha)
 	if err != nil {
@@ -89,11 +91,11 @@ func TestCheckoutFetchesMissingCommit(t *testing.T) {
 
 func TestCheckoutUnknownCommit(t *testing.T) {
 	t.Parallel()
-	src := newTestRepo(t)
-	src.write("a.txt", "1")
-	src.commit("1")
+	src := testenv.NewGitRepo(t)
+	src.Write("a.txt", "1")
+	src.Commit("1")
 	c := newTestCache(t, Config{})
-	repo := Repo{FullName: "o/r", CloneURL: src.dir}
+	repo := Repo{FullName: "o/r", CloneURL: src.Dir}
 	_, err := c.Checkout(t.Context(), repo, strings.Repeat("ab", 20))
 	if !errors.Is(err, ErrNotFound) {
 		t.Fatalf("Checkout of unknown commit = %v, want ErrNotFound", err)
@@ -107,16 +109,16 @@ func TestCheckoutUnknownCommit(t *testing.T) {
 // race to create the mirror.
 func TestCheckoutConcurrent(t *testing.T) {
 	t.Parallel()
-	src := newTestRepo(t)
-	src.write("version.txt", "one")
-	src.write("same.txt", "same")
-	one := src.commit("one")
-	src.write("version.txt", "two")
-	src.write("only-in-two.txt", "x")
-	two := src.commit("two")
+	src := testenv.NewGitRepo(t)
+	src.Write("version.txt", "one")
+	src.Write("same.txt", "same")
+	one := src.Commit("one")
+	src.Write("version.txt", "two")
+	src.Write("only-in-two.txt", "x")
+	two := src.Commit("two")
 
 	c := newTestCache(t, Config{})
-	repo := Repo{FullName: "o/r", CloneURL: src.fileURL()}
+	repo := Repo{FullName: "o/r", CloneURL: fileURL(src)}
 	want := map[string]string{one: "one", two: "two"}
 
 	var wg sync.WaitGroup
@@ -146,7 +148,7 @@ func TestCheckoutConcurrent(t *testing.T) {
 // call, to prove a bad SHA never reaches git.
 func TestInvalidSHARejectedBeforeGit(t *testing.T) {
 	t.Parallel()
-	realGit := requireGit(t)
+	realGit := testenv.RequireBinary(t, "git")
 	dir := t.TempDir()
 	calls := filepath.Join(dir, "calls")
 	wrapper := filepath.Join(dir, "git")

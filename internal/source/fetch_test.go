@@ -9,6 +9,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/slipway-dev/slipway/internal/testenv"
 )
 
 func TestFetch(t *testing.T) {
@@ -17,18 +19,18 @@ func TestFetch(t *testing.T) {
 		name string
 		url  func(*testRepo) string
 	}{
-		{"file URL", (*testRepo).fileURL},
-		{"plain path", func(r *testRepo) string { return r.dir }},
+		{"file URL", fileURL},
+		{"plain path", func(r *testRepo) string { return r.Dir }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			src := newTestRepo(t)
+			src := testenv.NewGitRepo(t)
 			c := newTestCache(t, Config{})
 			repo := Repo{FullName: "owner/app", CloneURL: tc.url(src)}
 
-			src.write("a.txt", "one")
-			first := src.commit("first")
-			src.git("branch", "feature")
+			src.Write("a.txt", "one")
+			first := src.Commit("first")
+			src.Git("branch", "feature")
 			if err := c.Fetch(t.Context(), repo); err != nil {
 				t.Fatalf("first Fetch: %v", err)
 			}
@@ -39,9 +41,9 @@ func TestFetch(t *testing.T) {
 				t.Fatal("feature branch was not mirrored")
 			}
 
-			src.write("a.txt", "two")
-			second := src.commit("second")
-			src.git("branch", "--delete", "--force", "feature")
+			src.Write("a.txt", "two")
+			second := src.Commit("second")
+			src.Git("branch", "--delete", "--force", "feature")
 			if err := c.Fetch(t.Context(), repo); err != nil {
 				t.Fatalf("incremental Fetch: %v", err)
 			}
@@ -104,14 +106,14 @@ func TestMirrorDirStaysInside(t *testing.T) {
 
 func TestFetchHostileNameStaysInDir(t *testing.T) {
 	t.Parallel()
-	src := newTestRepo(t)
-	src.write("a.txt", "a")
-	src.commit("a")
+	src := testenv.NewGitRepo(t)
+	src.Write("a.txt", "a")
+	src.Commit("a")
 
 	parent := t.TempDir()
 	cacheDir := filepath.Join(parent, "x", "y", "cache")
 	c := newTestCache(t, Config{Dir: cacheDir})
-	if err := c.Fetch(t.Context(), Repo{FullName: "../../etc", CloneURL: src.dir}); err != nil {
+	if err := c.Fetch(t.Context(), Repo{FullName: "../../etc", CloneURL: src.Dir}); err != nil {
 		t.Fatalf("Fetch: %v", err)
 	}
 	for dir, want := range map[string]string{parent: "x", filepath.Join(parent, "x"): "y", filepath.Join(parent, "x", "y"): "cache"} {
@@ -129,13 +131,13 @@ func TestFetchHostileNameStaysInDir(t *testing.T) {
 // would: their in-process locks are separate, so only flock stands between.
 func TestFetchLockAcrossCaches(t *testing.T) {
 	t.Parallel()
-	src := newTestRepo(t)
-	src.write("a.txt", "a")
-	src.commit("a")
+	src := testenv.NewGitRepo(t)
+	src.Write("a.txt", "a")
+	src.Commit("a")
 	dir := t.TempDir()
 	a := newTestCache(t, Config{Dir: dir})
 	b := newTestCache(t, Config{Dir: dir})
-	repo := Repo{FullName: "o/r", CloneURL: src.dir}
+	repo := Repo{FullName: "o/r", CloneURL: src.Dir}
 	mirror, err := a.mirrorDir(repo)
 	if err != nil {
 		t.Fatal(err)
@@ -160,12 +162,12 @@ func TestFetchLockAcrossCaches(t *testing.T) {
 
 func TestConcurrentFetchesShareMirror(t *testing.T) {
 	t.Parallel()
-	src := newTestRepo(t)
-	src.write("a.txt", "a")
-	src.commit("a")
+	src := testenv.NewGitRepo(t)
+	src.Write("a.txt", "a")
+	src.Commit("a")
 	dir := t.TempDir()
 	caches := []*Cache{newTestCache(t, Config{Dir: dir}), newTestCache(t, Config{Dir: dir})}
-	repo := Repo{FullName: "o/r", CloneURL: src.fileURL()}
+	repo := Repo{FullName: "o/r", CloneURL: fileURL(src)}
 
 	var wg sync.WaitGroup
 	for i := range 10 {
@@ -177,16 +179,16 @@ func TestConcurrentFetchesShareMirror(t *testing.T) {
 	}
 	wg.Wait()
 	mirror, _ := caches[0].mirrorDir(repo)
-	gitIn(t, mirror, "--git-dir="+mirror, "fsck", "--strict")
+	testenv.Git(t, mirror, "--git-dir="+mirror, "fsck", "--strict")
 }
 
 func TestFetchRemovesStaleLocks(t *testing.T) {
 	t.Parallel()
-	src := newTestRepo(t)
-	src.write("a.txt", "a")
-	src.commit("a")
+	src := testenv.NewGitRepo(t)
+	src.Write("a.txt", "a")
+	src.Commit("a")
 	c := newTestCache(t, Config{})
-	repo := Repo{FullName: "o/r", CloneURL: src.dir}
+	repo := Repo{FullName: "o/r", CloneURL: src.Dir}
 	if err := c.Fetch(t.Context(), repo); err != nil {
 		t.Fatal(err)
 	}
@@ -197,8 +199,8 @@ func TestFetchRemovesStaleLocks(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	src.write("a.txt", "b")
-	want := src.commit("b")
+	src.Write("a.txt", "b")
+	want := src.Commit("b")
 	if err := c.Fetch(t.Context(), repo); err != nil {
 		t.Fatalf("Fetch with stale locks: %v", err)
 	}

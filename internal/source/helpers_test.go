@@ -3,102 +3,15 @@ package source
 import (
 	"log/slog"
 	"os"
-	"os/exec"
-	"path/filepath"
-	"strings"
 	"testing"
+
+	"github.com/slipway-dev/slipway/internal/testenv"
 )
 
-func requireGit(t *testing.T) string {
-	t.Helper()
-	path, err := exec.LookPath("git")
-	if err != nil {
-		t.Skip("git not installed")
-	}
-	return path
-}
-
 // testRepo is a real non-bare repository to fetch from.
-type testRepo struct {
-	t   *testing.T
-	dir string
-}
+type testRepo = testenv.GitRepo
 
-func newTestRepo(t *testing.T) *testRepo {
-	t.Helper()
-	requireGit(t)
-	r := &testRepo{t: t, dir: filepath.Join(t.TempDir(), "repo")}
-	if err := os.Mkdir(r.dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	r.git("init", "--quiet")
-	return r
-}
-
-func (r *testRepo) fileURL() string { return "file://" + r.dir }
-
-// testGitEnv isolates the test's own git runs from the host configuration.
-func testGitEnv(home string) []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "GIT_") && !strings.HasPrefix(kv, "HOME=") {
-			env = append(env, kv)
-		}
-	}
-	return append(env, "HOME="+home, "GIT_CONFIG_NOSYSTEM=1", "GIT_CONFIG_GLOBAL="+os.DevNull)
-}
-
-// gitIn runs git in dir and returns its trimmed stdout.
-func gitIn(t *testing.T, dir string, args ...string) string {
-	t.Helper()
-	args = append([]string{
-		"-c", "user.name=t", "-c", "user.email=t@e",
-		"-c", "init.defaultBranch=main", "-c", "commit.gpgsign=false",
-	}, args...)
-	cmd := exec.Command("git", args...)
-	cmd.Dir = dir
-	cmd.Env = testGitEnv(dir)
-	out, err := cmd.Output()
-	if err != nil {
-		var stderr string
-		if ee, ok := err.(*exec.ExitError); ok {
-			stderr = string(ee.Stderr)
-		}
-		t.Fatalf("git %s: %v\n%s", strings.Join(args, " "), err, stderr)
-	}
-	return strings.TrimSpace(string(out))
-}
-
-func (r *testRepo) git(args ...string) string {
-	r.t.Helper()
-	return gitIn(r.t, r.dir, args...)
-}
-
-func (r *testRepo) write(path, content string) {
-	r.t.Helper()
-	full := filepath.Join(r.dir, filepath.FromSlash(path))
-	if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
-		r.t.Fatal(err)
-	}
-	if err := os.WriteFile(full, []byte(content), 0o644); err != nil {
-		r.t.Fatal(err)
-	}
-}
-
-func (r *testRepo) remove(path string) {
-	r.t.Helper()
-	if err := os.Remove(filepath.Join(r.dir, filepath.FromSlash(path))); err != nil {
-		r.t.Fatal(err)
-	}
-}
-
-// commit records every change in the work tree and returns the new SHA.
-func (r *testRepo) commit(msg string) string {
-	r.t.Helper()
-	r.git("add", "--all")
-	r.git("commit", "--quiet", "--allow-empty", "-m", msg)
-	return r.git("rev-parse", "HEAD")
-}
+func fileURL(r *testRepo) string { return "file://" + r.Dir }
 
 func testLogger(t *testing.T) *slog.Logger {
 	return slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -106,7 +19,7 @@ func testLogger(t *testing.T) *slog.Logger {
 
 func newTestCache(t *testing.T, cfg Config) *Cache {
 	t.Helper()
-	requireGit(t)
+	testenv.RequireBinary(t, "git")
 	if cfg.Dir == "" {
 		cfg.Dir = t.TempDir()
 	}
@@ -127,7 +40,7 @@ func mirrorRef(t *testing.T, c *Cache, repo Repo, ref string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return gitIn(t, dir, "--git-dir="+dir, "for-each-ref", "--format=%(objectname)", ref)
+	return testenv.Git(t, dir, "--git-dir="+dir, "for-each-ref", "--format=%(objectname)", ref)
 }
 
 func readFile(t *testing.T, path string) string {

@@ -15,6 +15,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/slipway-dev/slipway/internal/testenv"
 )
 
 // serveRepo serves src over smart HTTP with git http-backend, behind a
@@ -22,10 +24,10 @@ import (
 func serveRepo(t *testing.T, src *testRepo, token string) (url string, authorized *atomic.Int32) {
 	t.Helper()
 	backend := &cgi.Handler{
-		Path: requireGit(t),
+		Path: testenv.RequireBinary(t, "git"),
 		Args: []string{"http-backend"},
-		Env: append(testGitEnv(t.TempDir()),
-			"GIT_PROJECT_ROOT="+filepath.Dir(src.dir),
+		Env: append(testenv.GitEnv(t.TempDir()),
+			"GIT_PROJECT_ROOT="+filepath.Dir(src.Dir),
 			"GIT_HTTP_EXPORT_ALL=1",
 		),
 	}
@@ -41,15 +43,15 @@ func serveRepo(t *testing.T, src *testRepo, token string) (url string, authorize
 		backend.ServeHTTP(w, r)
 	}))
 	t.Cleanup(srv.Close)
-	return srv.URL + "/" + filepath.Base(src.dir), authorized
+	return srv.URL + "/" + filepath.Base(src.Dir), authorized
 }
 
 func TestFetchOverHTTP(t *testing.T) {
 	t.Parallel()
 	const token = "ghs_s3cr3tT0ken/with+odd=chars"
-	src := newTestRepo(t)
-	src.write("app/main.go", "package main")
-	sha := src.commit("first")
+	src := testenv.NewGitRepo(t)
+	src.Write("app/main.go", "package main")
+	sha := src.Commit("first")
 	url, authorized := serveRepo(t, src, token)
 
 	var logs bytes.Buffer

@@ -5,24 +5,26 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/slipway-dev/slipway/internal/testenv"
 )
 
 func TestReadFile(t *testing.T) {
 	t.Parallel()
-	src := newTestRepo(t)
-	src.write(".slipway.yml", "old")
-	old := src.commit("old")
-	src.write(".slipway.yml", "services: {}\n")
-	src.write("deploy/ünï côdé.yml", "nested")
-	src.write("big.txt", string(make([]byte, 2048)))
-	src.write("*", "star")
-	if err := os.Symlink(".slipway.yml", filepath.Join(src.dir, "link.yml")); err != nil {
+	src := testenv.NewGitRepo(t)
+	src.Write(".slipway.yml", "old")
+	old := src.Commit("old")
+	src.Write(".slipway.yml", "services: {}\n")
+	src.Write("deploy/ünï côdé.yml", "nested")
+	src.Write("big.txt", string(make([]byte, 2048)))
+	src.Write("*", "star")
+	if err := os.Symlink(".slipway.yml", filepath.Join(src.Dir, "link.yml")); err != nil {
 		t.Fatal(err)
 	}
-	head := src.commit("head")
+	head := src.Commit("head")
 
 	c := newTestCache(t, Config{MaxFileSize: 1024})
-	repo := Repo{FullName: "o/r", CloneURL: src.fileURL()}
+	repo := Repo{FullName: "o/r", CloneURL: fileURL(src)}
 
 	for _, tc := range []struct {
 		name, sha, path string

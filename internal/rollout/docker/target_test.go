@@ -40,7 +40,7 @@ func newFixture(t *testing.T) *fixture {
 	}
 	t.Cleanup(func() { _ = eng.Close() })
 	tgt, err := docker.New(docker.Config{
-		StableFor:   time.Second,
+		StableFor:   2 * time.Second,
 		StopTimeout: time.Second, // busybox as PID 1 ignores SIGTERM
 	}, eng, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
