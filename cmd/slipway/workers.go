@@ -62,7 +62,7 @@ func kinds(ctx context.Context, cfg config.Config, st *store.Store, eng *engine.
 	if err != nil {
 		return nil, err
 	}
-	executor := flow.NewExecutor(flow.ExecutorConfig{
+	executor := flow.NewExecutor(flow.ExecutorConfig{Builds: cfg.Builds,
 		BuildTimeout: cfg.Stages.Build.D(), PushTimeout: cfg.Stages.Push.D(), DeployTimeout: cfg.Stages.Deploy.D(),
 		Tokens: cfg.Token, InputsHash: imagebuild.InputsHash,
 	}, st, src, builder, reg, map[string]deploy.Target{

@@ -33,6 +33,7 @@ type Config struct {
 	DatabaseURL    Secret          `yaml:"database_url"`
 	MigrateOnStart *bool           `yaml:"migrate_on_start"`
 	Workers        int             `yaml:"workers"`
+	Builds         int             `yaml:"builds"`
 	LogLevel       string          `yaml:"log_level"`
 	LogFormat      string          `yaml:"log_format"`
 	Webhook        Webhook         `yaml:"webhook"`
@@ -130,7 +131,7 @@ func (d Duration) D() time.Duration { return time.Duration(d) }
 func Defaults() Config {
 	return Config{
 		ListenAddr:   ":8080",
-		Workers:      4,
+		Workers:      8,
 		LogLevel:     "info",
 		LogFormat:    "json",
 		Webhook:      Webhook{MaxBodyBytes: 25 << 20},
@@ -239,6 +240,9 @@ func applyEnv(cfg *Config, vars map[string]string) error {
 	workers := int64(cfg.Workers)
 	integer("SLIPWAY_WORKERS", &workers)
 	cfg.Workers = int(workers)
+	builds := int64(cfg.Builds)
+	integer("SLIPWAY_BUILDS", &builds)
+	cfg.Builds = int(builds)
 	str("SLIPWAY_LOG_LEVEL", &cfg.LogLevel)
 	str("SLIPWAY_LOG_FORMAT", &cfg.LogFormat)
 	secrets("SLIPWAY_WEBHOOK_SECRET", &cfg.Webhook.Secrets)
@@ -297,6 +301,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Workers < 1 || c.Workers > 256 {
 		bad("workers (SLIPWAY_WORKERS)", "%d is out of range 1..256", c.Workers)
+	}
+	if c.Builds < 0 || c.Builds > 256 {
+		bad("builds (SLIPWAY_BUILDS)", "%d is out of range 0..256 (0: one per CPU)", c.Builds)
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":

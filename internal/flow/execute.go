@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"time"
 
 	"github.com/slipway-dev/slipway/internal/deploy"
@@ -15,6 +16,10 @@ import (
 
 // ExecutorConfig configures an Executor. Each stage runs under its own timeout.
 type ExecutorConfig struct {
+	// Builds is how many builds may run at once, 0 for one per CPU. Builds are CPU-bound; the
+	// rest of a deployment (push, rollout) mostly waits, so it holds no build slot, and a
+	// monorepo push overlaps the builds of some services with the rollouts of others.
+	Builds        int
 	BuildTimeout  time.Duration // checkout and build (default 30m)
 	PushTimeout   time.Duration // default 10m
 	DeployTimeout time.Duration // default 15m
@@ -32,6 +37,7 @@ type Executor struct {
 	registry deploy.Registry
 	targets  map[string]deploy.Target
 	logger   *slog.Logger
+	builds   chan struct{} // a token per build slot
 }
 
 // NewExecutor builds an Executor; targets maps a target kind ("docker", "swarm", "ecs") to its Target.
@@ -40,7 +46,9 @@ func NewExecutor(cfg ExecutorConfig, st Store, src Source, b deploy.Builder, r d
 	cfg.BuildTimeout = cmp.Or(cfg.BuildTimeout, 30*time.Minute)
 	cfg.PushTimeout = cmp.Or(cfg.PushTimeout, 10*time.Minute)
 	cfg.DeployTimeout = cmp.Or(cfg.DeployTimeout, 15*time.Minute)
-	return &Executor{cfg: cfg, st: st, src: src, builder: b, registry: r, targets: targets, logger: logger}
+	cfg.Builds = cmp.Or(cfg.Builds, runtime.NumCPU())
+	return &Executor{cfg: cfg, st: st, src: src, builder: b, registry: r, targets: targets, logger: logger,
+		builds: make(chan struct{}, cfg.Builds)}
 }
 
 // Handle is the queue handler for deployments.
@@ -204,9 +212,15 @@ func (e *Executor) image(ctx context.Context, p plan) (ref, digest string, err e
 
 	commitRef := spec.Build.Image + ":" + d.CommitSHA
 	req.Tags = []string{contentRef, commitRef}
+	release, err := e.buildSlot(bctx, lw)
+	if err != nil {
+		return "", "", err
+	}
 	lw.Logf("building %s (dockerfile %s, context %s)", commitRef, req.Dockerfile, req.Context)
 	started := time.Now()
-	if err := e.builder.Build(bctx, req, lw.Log); err != nil {
+	err = e.builder.Build(bctx, req, lw.Log)
+	release()
+	if err != nil {
 		if ctx.Err() != nil {
 			return "", "", ctx.Err()
 		}
@@ -228,6 +242,21 @@ func (e *Executor) image(ctx context.Context, p plan) (ref, digest string, err e
 	}
 	lw.Logf("pushed %s@%s", spec.Build.Image, digest)
 	return commitRef, digest, nil
+}
+
+// buildSlot waits for one of the replica's build slots and returns its release.
+func (e *Executor) buildSlot(ctx context.Context, lw *logWriter) (release func(), err error) {
+	select {
+	case e.builds <- struct{}{}:
+	default:
+		lw.Logf("waiting for a build slot (%d builds at once on this server)", cap(e.builds))
+		select {
+		case e.builds <- struct{}{}:
+		case <-ctx.Done():
+			return nil, context.Cause(ctx)
+		}
+	}
+	return func() { <-e.builds }, nil
 }
 
 // pinned is the digest reference of what a deployment put live.
