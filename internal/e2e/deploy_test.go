@@ -69,11 +69,14 @@ func (e *dockerEnv) serverEnv(cloneURL string) []string {
 func (e *dockerEnv) container(name string) string { return "e2e-" + name + "-" + e.id }
 func (e *dockerEnv) image(name string) string     { return e.registry + "/e2e-" + e.id + "/" + name }
 
-// removeContainer cleans up after a docker-target test.
+// removeContainer cleans up after a docker-target test: the container and every other one
+// Slipway made for that target.
 func (e *dockerEnv) removeContainer(name string) {
 	e.t.Cleanup(func() {
-		_, _ = e.docker("rm", "-f", name)
-		_, _ = e.docker("rm", "-f", name+"-slipway-previous")
+		ids, _ := e.docker("ps", "--all", "--quiet", "--filter", "label=dev.slipway.target="+name)
+		for _, id := range append(strings.Fields(ids), name) {
+			_, _ = e.docker("rm", "-f", id)
+		}
 	})
 }
 
