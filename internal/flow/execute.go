@@ -179,7 +179,8 @@ func (e *Executor) execute(ctx context.Context, p plan) error {
 // does not already hold an image made from the same build inputs.
 func (e *Executor) image(ctx context.Context, p plan) (ref, digest string, err error) {
 	d, run, spec, lw := p.d, p.run, p.spec, p.lw
-	bctx, cancel := context.WithTimeout(ctx, e.cfg.BuildTimeout)
+	bctx, cancel := context.WithTimeoutCause(ctx, e.cfg.BuildTimeout,
+		fmt.Errorf("checkout and build did not finish within %s (stages.build_timeout)", e.cfg.BuildTimeout))
 	defer cancel()
 	co, err := e.src.Checkout(bctx, repoFor(run, e.cfg.Tokens), d.CommitSHA)
 	if err != nil {
@@ -231,7 +232,8 @@ func (e *Executor) image(ctx context.Context, p plan) (ref, digest string, err e
 	if err := e.st.DeploymentStage(ctx, p.job.Claim, deploy.StatusPushing); err != nil {
 		return "", "", err
 	}
-	pctx, pcancel := context.WithTimeout(ctx, e.cfg.PushTimeout)
+	pctx, pcancel := context.WithTimeoutCause(ctx, e.cfg.PushTimeout,
+		fmt.Errorf("the push did not finish within %s (stages.push_timeout)", e.cfg.PushTimeout))
 	defer pcancel()
 	digest, err = e.registry.Push(pctx, contentRef, lw.Log)
 	if err != nil {
