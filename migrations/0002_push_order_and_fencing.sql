@@ -25,3 +25,16 @@ UPDATE deployments SET spec = jsonb_strip_nulls(jsonb_build_object(
 	'destination', ((spec->'target') - 'kind') || jsonb_build_object('platform', spec->'target'->'kind'),
 	'rollback_of', spec->'rollback_of'))
 WHERE spec ? 'target';
+
+-- One rollout at a time per target, whichever repository, service or environment names it: two
+-- spellings of one repository, or two services naming one container, must never roll it out at
+-- once. target_key is the destination's platform and name ("docker:web", "ecs:prod/api").
+ALTER TABLE deployments ADD COLUMN target_key text NOT NULL DEFAULT '';
+UPDATE deployments SET target_key = platform || ':' || coalesce(CASE platform
+	WHEN 'docker' THEN spec->'destination'->'docker'->>'container'
+	WHEN 'swarm' THEN spec->'destination'->'swarm'->>'service'
+	WHEN 'ecs' THEN (spec->'destination'->'ecs'->>'cluster') || '/' || (spec->'destination'->'ecs'->>'service')
+	END, '')
+WHERE platform <> '';
+CREATE UNIQUE INDEX deployments_one_active_target ON deployments (target_key)
+	WHERE status IN ('building', 'pushing', 'deploying') AND target_key <> '';

@@ -98,7 +98,7 @@ func serve(ctx context.Context, args, env []string, stderr io.Writer) error {
 		Ready:    readiness{st: st, migrations: ms},
 		Gatherer: reg,
 		API:      st,
-		Rollback: flow.NewRollbacker(st),
+		Rollback: flow.NewRollbacker(st, policyFunc(cfg.Policy)),
 		Tokens:   reveal(cfg.API.Tokens),
 		Version:  version,
 		Logger:   logger,

@@ -10,6 +10,7 @@ import (
 	"github.com/slipway-dev/slipway/internal/engine"
 	"github.com/slipway-dev/slipway/internal/flow"
 	"github.com/slipway-dev/slipway/internal/imagebuild"
+	"github.com/slipway-dev/slipway/internal/pipeline"
 	"github.com/slipway-dev/slipway/internal/queue"
 	"github.com/slipway-dev/slipway/internal/registry"
 	"github.com/slipway-dev/slipway/internal/rollout/docker"
@@ -62,7 +63,7 @@ func kinds(ctx context.Context, cfg config.Config, st *store.Store, eng *engine.
 	if err != nil {
 		return nil, err
 	}
-	executor := flow.NewExecutor(flow.ExecutorConfig{Builds: cfg.Builds,
+	executor := flow.NewExecutor(flow.ExecutorConfig{Builds: cfg.Builds, Policy: policyFunc(cfg.Policy), Adopts: cfg.Policy.Adopts,
 		BuildTimeout: cfg.Stages.Build.D(), PushTimeout: cfg.Stages.Push.D(), DeployTimeout: cfg.Stages.Deploy.D(),
 		Tokens: cfg.Token, InputsHash: imagebuild.InputsHash,
 	}, st, src, builder, reg, map[string]deploy.Target{
@@ -83,3 +84,8 @@ type unavailable struct{ err error }
 func (u unavailable) Build(context.Context, deploy.BuildRequest, deploy.LogFunc) error { return u.err }
 func (u unavailable) Digest(context.Context, string) (string, bool, error)             { return "", false, u.err }
 func (u unavailable) Push(context.Context, string, deploy.LogFunc) (string, error)     { return "", u.err }
+
+// policyFunc is the server's deploy policy as the flow checks it.
+func policyFunc(p pipeline.Policy) flow.PolicyFunc {
+	return func(repo string, dest deploy.Destination) error { return p.Check(repo, dest) }
+}

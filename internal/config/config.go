@@ -218,6 +218,18 @@ func applyEnv(cfg *Config, vars map[string]string) error {
 	duration := func(name string, dst *Duration) {
 		parsed(name, func(v string) error { return dst.UnmarshalText([]byte(v)) })
 	}
+	// list reads a comma-separated list.
+	list := func(name string, dst *[]string) {
+		parsed(name, func(v string) error {
+			*dst = nil
+			for s := range strings.SplitSeq(v, ",") {
+				if s = strings.TrimSpace(s); s != "" {
+					*dst = append(*dst, s)
+				}
+			}
+			return nil
+		})
+	}
 	// secrets reads a comma-separated list, as used while rotating a secret.
 	secrets := func(name string, dst *[]Secret) {
 		parsed(name, func(v string) error {
@@ -264,6 +276,7 @@ func applyEnv(cfg *Config, vars map[string]string) error {
 	duration("SLIPWAY_DOCKER_STABLE_FOR", &cfg.Docker.StableFor)
 	duration("SLIPWAY_DOCKER_SWARM_UPDATE_MONITOR", &cfg.Docker.SwarmUpdateMonitor)
 	boolean("SLIPWAY_POLICY_ALLOW_ALL", &cfg.Policy.AllowAll)
+	list("SLIPWAY_POLICY_ADOPT", &cfg.Policy.Adopt)
 	duration("SLIPWAY_STAGES_BUILD_TIMEOUT", &cfg.Stages.Build)
 	duration("SLIPWAY_STAGES_PUSH_TIMEOUT", &cfg.Stages.Push)
 	duration("SLIPWAY_STAGES_DEPLOY_TIMEOUT", &cfg.Stages.Deploy)

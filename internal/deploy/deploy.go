@@ -120,7 +120,9 @@ const (
 	ENOTFOUND = "not_found"
 	EINVALID  = "invalid"
 	ECONFLICT = "conflict"
-	EINTERNAL = "internal"
+	// EFORBIDDEN: the server's policy does not allow it, whoever asks.
+	EFORBIDDEN = "forbidden"
+	EINTERNAL  = "internal"
 )
 
 // Error is a domain error with a code the caller can act on.

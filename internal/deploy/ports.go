@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 )
 
 // LogFunc receives one line of a stage's output as it happens; stream is "build", "push",
@@ -51,10 +52,29 @@ type Rollout struct {
 	// PreviousDestination is that deployment's destination, to run Previous again exactly as it ran.
 	PreviousDestination Destination
 	Destination         Destination
+	// Adopt lets the rollout take over a target that Slipway did not create (no LabelRepo on it):
+	// the server's policy adopts it explicitly. A target another repository owns is never taken.
+	Adopt bool
 	// Held reports whether the worker still holds its claim on the deployment. A target calls it
 	// before every change it makes (create, stop, start, rename, remove, update) and stops when it
 	// fails: a worker that lost its lease must leave the target to the new owner. nil means held.
 	Held func() error
+}
+
+// LabelRepo is the label (on containers and Swarm services; a tag on ECS services) recording
+// which repository owns a target: the one whose deployment created or adopted it.
+const LabelRepo = "dev.slipway.repo"
+
+// CheckOwner says whether r may change a target whose LabelRepo is owner ("" when the target has
+// none: Slipway did not create it). what names the target in the error.
+func (r Rollout) CheckOwner(what, owner string) error {
+	switch {
+	case owner == "" && !r.Adopt:
+		return fmt.Errorf("%s was not created by Slipway: refusing to take it over (list it in policy.adopt to let Slipway adopt it)", what)
+	case owner != "" && !strings.EqualFold(owner, r.Repo):
+		return fmt.Errorf("%s belongs to repository %s, not %s: refusing to take it over", what, owner, r.Repo)
+	}
+	return nil
 }
 
 // CheckHeld calls r.Held, if set.

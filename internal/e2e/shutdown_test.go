@@ -79,7 +79,7 @@ func TestShutdownReleasesUnfinishedWork(t *testing.T) {
 // GitHub, which this machine cannot reach) and returns the SLIPWAY_CONFIG entry for it.
 func repoConfig(t testing.TB, cloneURL string, extra ...string) string {
 	t.Helper()
-	cfg := "repositories:\n  - name: acme/app\n    clone_url: " + cloneURL + "\npolicy:\n  allow_all: true\n" + strings.Join(extra, "\n")
+	cfg := "repositories:\n  - name: acme/app\n    clone_url: " + cloneURL + "\npolicy:\n  allow_all: true\n  adopt: [\"swarm:*\"]\n" + strings.Join(extra, "\n")
 	path := filepath.Join(t.TempDir(), "slipway.yml")
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)

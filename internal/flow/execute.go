@@ -24,6 +24,10 @@ type ExecutorConfig struct {
 	PushTimeout   time.Duration // default 10m
 	DeployTimeout time.Duration // default 15m
 	Tokens        TokenFunc
+	// Policy is checked before every rollout; nil allows every destination.
+	Policy PolicyFunc
+	// Adopts says whether a target Slipway did not create may be taken over; nil adopts none.
+	Adopts func(deploy.Destination) bool
 	// InputsHash names an image by what went into it, so an unchanged service is not rebuilt.
 	InputsHash func(deploy.BuildRequest) (string, error)
 }
@@ -71,14 +75,20 @@ func (e *Executor) Handle(ctx context.Context, job queue.Job) error {
 	if !ok {
 		return queue.Permanent(fmt.Errorf("this server has no %q target configured", spec.Destination.Platform))
 	}
-	p := plan{job: job, d: d, run: run, spec: spec, target: target, lw: lw}
+	p := plan{job: job, d: d, run: run, spec: spec, target: target, lw: lw,
+		adopt: e.cfg.Adopts != nil && e.cfg.Adopts(spec.Destination)}
 	if p.live, p.hasLive, err = e.st.DeploymentLive(ctx, d.Repo, d.Service, d.Environment); err != nil {
 		return err
 	}
 	if d.TargetTouched {
+		// Putting back what was live is allowed whatever the policy says now: it undoes a change.
 		if done, err := e.resume(ctx, p); done {
 			return err
 		}
+	}
+	if err := e.cfg.Policy.check(d.Repo, spec.Destination); err != nil {
+		lw.Logf("refused: %v", err)
+		return queue.Permanent(fmt.Errorf("refused when it was to run: %w", err))
 	}
 	err = e.execute(ctx, p)
 	if err != nil {
@@ -98,13 +108,15 @@ type plan struct {
 	lw      *logWriter
 	live    deploy.Deployment // what the database records as live there, if hasLive
 	hasLive bool
+	adopt   bool // the policy adopts the target should it find it unowned
 }
 
 // rollout is the request to the target for image, with what is recorded live as the previous
 // version and the claim's fence.
 func (p plan) rollout(image string) deploy.Rollout {
 	r := deploy.Rollout{DeploymentID: p.d.ID, Repo: p.d.Repo, Service: p.d.Service,
-		Environment: p.d.Environment, Image: image, Destination: p.spec.Destination, Held: p.job.Held}
+		Environment: p.d.Environment, Image: image, Destination: p.spec.Destination, Held: p.job.Held,
+		Adopt: p.adopt}
 	if p.hasLive {
 		r.Previous, r.PreviousID = pinned(p.live), p.live.ID
 		r.PreviousDestination = p.live.Spec.Destination

@@ -39,6 +39,7 @@ type execFixture struct {
 	target   *deploytest.Target
 	targets  map[string]deploy.Target
 	hashErr  error
+	policy   flow.PolicyFunc
 
 	run     deploy.Run
 	d       deploy.Deployment
@@ -103,6 +104,7 @@ func (f *execFixture) handle() error {
 		f.st.putDeployment(d)
 	}
 	e := flow.NewExecutor(flow.ExecutorConfig{
+		Policy: f.policy,
 		Tokens: func(repo string) string { return "token-for-" + repo },
 		InputsHash: func(deploy.BuildRequest) (string, error) {
 			if f.hashErr != nil {

@@ -38,6 +38,18 @@ var _ Source = (*source.Cache)(nil)
 // TokenFunc returns the git token for a repository, "" for none.
 type TokenFunc func(repo string) string
 
+// PolicyFunc says whether repo may deploy to dest: nil, or an error saying why not. The server's
+// policy is checked when a push is planned and again when any deployment executes (push,
+// rollback, redeploy), since it may have changed in between.
+type PolicyFunc func(repo string, dest deploy.Destination) error
+
+func (f PolicyFunc) check(repo string, dest deploy.Destination) error {
+	if f == nil {
+		return nil
+	}
+	return f(repo, dest)
+}
+
 func repoFor(run deploy.Run, tokens TokenFunc) source.Repo {
 	r := source.Repo{FullName: run.Repo, CloneURL: run.CloneURL}
 	if tokens != nil {

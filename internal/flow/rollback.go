@@ -17,11 +17,15 @@ type RollbackStore interface {
 // environment and target, N's image by digest, no checkout and no build. It goes through the queue
 // like any deployment, so it waits for a running one and supersedes queued ones.
 type Rollbacker struct {
-	st RollbackStore
+	st     RollbackStore
+	policy PolicyFunc
 }
 
-// NewRollbacker builds a Rollbacker.
-func NewRollbacker(st RollbackStore) *Rollbacker { return &Rollbacker{st: st} }
+// NewRollbacker builds a Rollbacker; policy (nil allows everything) is checked before a rollback
+// is queued, and the executor checks it again when it runs.
+func NewRollbacker(st RollbackStore, policy PolicyFunc) *Rollbacker {
+	return &Rollbacker{st: st, policy: policy}
+}
 
 // Rollback queues the rollback to deployment id, asked for by who.
 func (r *Rollbacker) Rollback(ctx context.Context, id int64, who string) (runID, deploymentID int64, err error) {
@@ -32,6 +36,9 @@ func (r *Rollbacker) Rollback(ctx context.Context, id int64, who string) (runID,
 	if to.Status != deploy.StatusSucceeded || to.ImageDigest == "" {
 		return 0, 0, deploy.Errorf(deploy.ECONFLICT,
 			"deployment %d is %s: only a version that went live can be rolled back to", id, to.Status)
+	}
+	if err := r.policy.check(to.Repo, to.Spec.Destination); err != nil {
+		return 0, 0, deploy.Errorf(deploy.EFORBIDDEN, "%v", err)
 	}
 	spec := to.Spec
 	spec.RollbackOf = to.ID

@@ -22,6 +22,22 @@ var ErrNotAllowed = errors.New("not allowed by the server's deploy policy")
 type Policy struct {
 	AllowAll bool   `json:"allow_all" yaml:"allow_all"`
 	Rules    []Rule `json:"rules" yaml:"rules"`
+	// Adopt lists targets ("kind:name" patterns, as in rules) that Slipway may take over although
+	// it did not create them: a container made by hand, a Swarm or ECS service made by its
+	// admins. Once adopted, a target is labelled with the repository that deployed it, and no
+	// other repository may change it. Without a match, such a target is refused, even under
+	// AllowAll.
+	Adopt []string `json:"adopt" yaml:"adopt"`
+}
+
+// Adopts reports whether the policy lets Slipway take over t when it finds it unowned.
+func (p Policy) Adopts(t deploy.Destination) bool {
+	for _, pat := range p.Adopt {
+		if matchTarget(pat, t) {
+			return true
+		}
+	}
+	return false
 }
 
 // Rule allows the repositories matching Repo to deploy to the targets matching any of Targets.
@@ -52,6 +68,11 @@ func (p Policy) Validate() error {
 			}
 		}
 	}
+	for _, t := range p.Adopt {
+		if err := validTargetPattern(t); err != nil {
+			errs = append(errs, fmt.Errorf("policy adopt %q: %w", t, err))
+		}
+	}
 	return errors.Join(errs...)
 }
 
@@ -80,15 +101,22 @@ func (r Rule) allows(repo string, t deploy.Destination) bool {
 		return false
 	}
 	for _, pat := range r.Targets {
-		kind, name, _ := strings.Cut(pat, ":")
-		if kind != t.Platform || validTargetPattern(pat) != nil {
-			continue
-		}
-		if ok, _ := path.Match(name, t.Name()); ok {
+		if matchTarget(pat, t) {
 			return true
 		}
 	}
 	return false
+}
+
+// matchTarget reports whether the "kind:name" pattern pat matches t; a malformed one matches
+// nothing.
+func matchTarget(pat string, t deploy.Destination) bool {
+	kind, name, _ := strings.Cut(pat, ":")
+	if kind != t.Platform || validTargetPattern(pat) != nil {
+		return false
+	}
+	ok, _ := path.Match(name, t.Name())
+	return ok
 }
 
 func validRepoPattern(p string) error {

@@ -104,3 +104,26 @@ func TestPolicyValidate(t *testing.T) {
 		})
 	}
 }
+
+func TestPolicyAdopts(t *testing.T) {
+	p := Policy{AllowAll: true, Adopt: []string{"swarm:*", "docker:legacy-?"}}
+	for _, tt := range []struct {
+		dest deploy.Destination
+		want bool
+	}{
+		{deploy.Destination{Platform: deploy.PlatformSwarm, Swarm: &deploy.SwarmService{Service: "api"}}, true},
+		{deploy.Destination{Platform: deploy.PlatformDocker, Docker: &deploy.Container{Container: "legacy-1"}}, true},
+		{deploy.Destination{Platform: deploy.PlatformDocker, Docker: &deploy.Container{Container: "web"}}, false},
+		{deploy.Destination{Platform: deploy.PlatformECS, ECS: &deploy.ECSService{Cluster: "c", Service: "s"}}, false},
+	} {
+		if got := p.Adopts(tt.dest); got != tt.want {
+			t.Errorf("Adopts(%s) = %v, want %v", tt.dest.Ref(), got, tt.want)
+		}
+	}
+	if (Policy{AllowAll: true}).Adopts(deploy.Destination{Platform: deploy.PlatformSwarm, Swarm: &deploy.SwarmService{Service: "api"}}) {
+		t.Error("allow_all adopts: it must not")
+	}
+	if err := (Policy{Adopt: []string{"k8s:x"}}).Validate(); err == nil {
+		t.Error("a malformed adopt pattern was accepted")
+	}
+}

@@ -198,3 +198,38 @@ func TestRescueOfTouchedTarget(t *testing.T) {
 func testMetrics() *metrics.Metrics { return metrics.New(prometheus.NewRegistry()) }
 
 func discard() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+// Defect: the one-active rule keyed on (repository, service, environment), so two names for one
+// target (ACME/x and acme/x, or two services naming one container) rolled it out at once and the
+// service ended down. It keys on the target too.
+func TestOneActiveRolloutPerTarget(t *testing.T) {
+	st := testenv.Store(t)
+	ctx := context.Background()
+	web := deploy.Spec{Destination: deploy.Destination{Platform: deploy.PlatformDocker, Docker: &deploy.Container{Container: "web"}}}
+	var ids []int64
+	for _, repo := range []string{"ACME/x", "acme/x"} {
+		got, err := st.DeploymentsEnqueue(ctx, []deploy.NewDeployment{{RunID: newRun(t, st), Repo: repo,
+			Service: "web", Environment: "prod", Platform: deploy.PlatformDocker, Spec: web, CommitSHA: sha}})
+		if err != nil || len(got) != 1 {
+			t.Fatalf("enqueue: %v %v", got, err)
+		}
+		ids = append(ids, got[0])
+	}
+	first, ok, err := st.QueueClaim(ctx, store.KindDeployment, "w", time.Minute)
+	if err != nil || !ok || first.ID != ids[0] {
+		t.Fatalf("first claim: %+v %v %v", first, ok, err)
+	}
+	if c, ok, err := st.QueueClaim(ctx, store.KindDeployment, "w", time.Minute); err != nil || ok {
+		t.Fatalf("second claim while the target is busy: %+v %v %v", c, ok, err)
+	}
+	// Even a claim that skips the filter (a race) is refused by the database.
+	if _, err := st.Pool().Exec(ctx, `UPDATE deployments SET status = 'building' WHERE id = $1`, ids[1]); err == nil {
+		t.Error("two active deployments of one target were accepted")
+	}
+	if err := st.QueueFinish(ctx, first.Claim, "succeeded", ""); err != nil {
+		t.Fatal(err)
+	}
+	if c, ok, err := st.QueueClaim(ctx, store.KindDeployment, "w", time.Minute); err != nil || !ok || c.ID != ids[1] {
+		t.Fatalf("claim after the first finished: %+v %v %v", c, ok, err)
+	}
+}

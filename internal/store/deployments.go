@@ -32,8 +32,9 @@ func scanDeployment(row pgx.CollectableRow) (deploy.Deployment, error) {
 // deploymentInsert queues one deployment, idempotently per run, service and environment. A
 // deployment whose image is already known (a rollback) is inserted with it.
 const deploymentInsert = `
-INSERT INTO deployments (run_id, repo, service, environment, platform, spec, commit_sha, image_ref, image_digest)
-VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, $8, $9)
+INSERT INTO deployments (run_id, repo, service, environment, platform, spec, commit_sha, image_ref, image_digest,
+	target_key)
+VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, $8, $9, $10)
 ON CONFLICT (run_id, service, environment) DO NOTHING
 RETURNING id`
 
@@ -113,7 +114,7 @@ func enqueueTx(ctx context.Context, tx pgx.Tx, ds []deploy.NewDeployment) (ids [
 		}
 		var id int64
 		err := tx.QueryRow(ctx, deploymentInsert, d.RunID, d.Repo, d.Service, d.Environment, d.Platform,
-			d.Spec, d.CommitSHA, d.ImageRef, d.ImageDigest).Scan(&id)
+			d.Spec, d.CommitSHA, d.ImageRef, d.ImageDigest, d.Spec.Destination.Ref()).Scan(&id)
 		if err == pgx.ErrNoRows {
 			continue
 		}

@@ -72,8 +72,8 @@ func (s *Store) QueueClaim(ctx context.Context, kind, owner string, lease time.D
 	switch {
 	case err == pgx.ErrNoRows:
 		return Claimed{}, false, nil
-	case isUniqueViolation(err, "deployments_one_active"):
-		// Another worker activated the same service+environment a moment ago: nothing to claim.
+	case isUniqueViolation(err, "deployments_one_active"), isUniqueViolation(err, "deployments_one_active_target"):
+		// Another worker activated the same service+environment, or target, a moment ago.
 		return Claimed{}, false, nil
 	case err != nil:
 		return Claimed{}, false, interpret(err, "claiming "+kind)

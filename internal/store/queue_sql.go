@@ -86,9 +86,9 @@ SELECT status, (SELECT count(*) FROM n) FROM u`,
 
 var deploymentsQueue = queueSQL{
 	active: []string{"building", "pushing", "deploying"},
-	// A deployment is passed over while its service+environment has an active one (the unique
-	// index deployments_one_active is what guarantees it; this only keeps workers from tripping
-	// over it), and while a later push has a deployment there: latest wins by push order, so an
+	// A deployment is passed over while its service+environment, or its target, has an active
+	// one (the unique indexes deployments_one_active and deployments_one_active_target are what
+	// guarantee it; this only keeps workers from tripping over them), and while a later push has a deployment there: latest wins by push order, so an
 	// older push planned or retried late never rolls out over a newer one. A deployment whose
 	// target was touched is claimed regardless, to put the target back (see the executor). A
 	// deployment whose image is known (a rollback, a retry after the push) has nothing to build.
@@ -98,6 +98,9 @@ WITH c AS (
 	WHERE q.status = 'queued' AND q.run_after <= now()
 	  AND NOT EXISTS (SELECT 1 FROM deployments a
 		WHERE a.repo = q.repo AND a.service = q.service AND a.environment = q.environment
+		  AND a.status IN ('building', 'pushing', 'deploying'))
+	  AND NOT EXISTS (SELECT 1 FROM deployments a
+		WHERE q.target_key <> '' AND a.target_key = q.target_key
 		  AND a.status IN ('building', 'pushing', 'deploying'))
 	  AND (q.target_touched OR NOT EXISTS (SELECT 1 FROM deployments n
 		WHERE n.repo = q.repo AND n.service = q.service AND n.environment = q.environment

@@ -91,6 +91,8 @@ func StatusFor(err error) int {
 		return http.StatusBadRequest
 	case deploy.ECONFLICT:
 		return http.StatusConflict
+	case deploy.EFORBIDDEN:
+		return http.StatusForbidden
 	}
 	return http.StatusInternalServerError
 }

@@ -26,7 +26,7 @@ import (
 const (
 	LabelTarget      = "dev.slipway.target"
 	LabelDeployment  = "dev.slipway.deployment"
-	LabelRepo        = "dev.slipway.repo"
+	LabelRepo        = deploy.LabelRepo
 	LabelService     = "dev.slipway.service"
 	LabelEnvironment = "dev.slipway.environment"
 )
@@ -37,6 +37,7 @@ type box struct {
 	Name       string // without docker's leading "/"
 	Image      string // the reference it was started from: repository@sha256:… for Slipway's
 	Deployment int64  // from its label, 0 if none
+	Repo       string // its owner, from its label; "" for a container Slipway did not create
 	Running    bool
 }
 
@@ -45,6 +46,7 @@ func boxOf(c container.InspectResponse) *box {
 	if c.Config != nil {
 		b.Image = c.Config.Image
 		b.Deployment, _ = strconv.ParseInt(c.Config.Labels[LabelDeployment], 10, 64)
+		b.Repo = c.Config.Labels[LabelRepo]
 	}
 	if c.State != nil {
 		b.Running = c.State.Running
@@ -102,6 +104,20 @@ func (t *Target) survey(ctx context.Context, name string, liveID int64) (survey,
 	return s, nil
 }
 
+// checkOwner refuses the rollout when a container of the target belongs to another repository,
+// or was not made by Slipway and the policy does not adopt it.
+func (s survey) checkOwner(r deploy.Rollout) error {
+	for _, b := range append([]*box{s.live}, s.others...) {
+		if b == nil {
+			continue
+		}
+		if err := r.CheckOwner("container "+b.Name, b.Repo); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // inspect returns the container called (or with the id) ref, or nil when there is none.
 func (t *Target) inspect(ctx context.Context, ref string) (*box, error) {
 	c, err := t.eng.API.ContainerInspect(ctx, ref)
@@ -139,7 +155,7 @@ func containerConfig(r deploy.Rollout, id int64, image string, spec *deploy.Cont
 		Labels: map[string]string{
 			LabelTarget:      spec.Container,
 			LabelDeployment:  strconv.FormatInt(id, 10),
-			LabelRepo:        r.Repo,
+			LabelRepo:        strings.ToLower(r.Repo),
 			LabelService:     r.Service,
 			LabelEnvironment: r.Environment,
 		},

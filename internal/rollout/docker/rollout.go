@@ -36,6 +36,9 @@ func (t *Target) rollout(ctx context.Context, r deploy.Rollout, log deploy.LogFu
 	if err != nil {
 		return false, err
 	}
+	if err := s.checkOwner(r); err != nil {
+		return false, err
+	}
 	// What earlier attempts left and is not running goes first: it may hold the names needed.
 	var running []*box
 	for _, b := range s.others {

@@ -95,6 +95,9 @@ func (t *Target) Restore(ctx context.Context, r deploy.Rollout, log deploy.LogFu
 	if err != nil {
 		return err
 	}
+	if err := s.checkOwner(r); err != nil {
+		return err
+	}
 	if err := t.clear(ctx, r, s.others, log); err != nil {
 		return err
 	}

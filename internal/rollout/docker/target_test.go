@@ -287,7 +287,8 @@ func (f *fixture) interrupted(t *testing.T, id int64, image string, running bool
 	f.env.Docker(t, "stop", "--time", "1", f.name)
 	f.env.Docker(t, "rename", f.name, f.name+"-slipway-previous")
 	args := []string{"create", "--name", f.name, "--network", "host", "--env", fmt.Sprintf("PORT=%d", f.port),
-		"--label", docker.LabelTarget + "=" + f.name, "--label", fmt.Sprintf("%s=%d", docker.LabelDeployment, id), image}
+		"--label", docker.LabelTarget + "=" + f.name, "--label", docker.LabelRepo + "=acme/web",
+		"--label", fmt.Sprintf("%s=%d", docker.LabelDeployment, id), image}
 	f.env.Docker(t, args...)
 	if running {
 		f.env.Docker(t, "start", f.name)
@@ -362,4 +363,33 @@ func TestDeployWithoutClaimChangesNothing(t *testing.T) {
 		t.Errorf("containers changed: %q, then %q", before, after)
 	}
 	f.requireRunning(t, good, "kept")
+}
+
+// Defect: a repository replaced another's container, and one Slipway never created. The labels
+// say whose a container is: another repository's is refused, an unlabelled one only adopted.
+func TestDeployRefusesContainersItDoesNotOwn(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	mine, theirs := f.web(t, "mine"), f.web(t, "theirs")
+	// A container made by hand under the name.
+	f.env.Docker(t, "run", "--detach", "--name", f.name, "--network", "host", "--env", fmt.Sprintf("PORT=%d", f.port), theirs)
+	if _, err := f.deploy(t, f.rollout(mine)); err == nil || !strings.Contains(err.Error(), "not created by Slipway") {
+		t.Fatalf("deploy over a hand-made container: %v", err)
+	}
+	if got := f.env.Docker(t, "container", "inspect", "--format", "{{.State.Status}} {{.Config.Image}}", f.name); got != "running "+theirs {
+		t.Errorf("the hand-made container was touched: %s", got)
+	}
+	r := f.rollout(mine)
+	r.Adopt = true
+	if _, err := f.deploy(t, r); err != nil {
+		t.Fatalf("adopting deploy: %v", err)
+	}
+	f.requireRunning(t, mine, "mine")
+
+	other := f.rollout(theirs)
+	other.Repo, other.Adopt = "evil/repo", true
+	if _, err := f.deploy(t, other); err == nil || !strings.Contains(err.Error(), "belongs to repository acme/web") {
+		t.Fatalf("deploy by another repository: %v", err)
+	}
+	f.requireRunning(t, mine, "mine")
 }

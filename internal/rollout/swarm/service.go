@@ -4,11 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"strings"
 	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/swarm"
+
+	"github.com/slipway-dev/slipway/internal/deploy"
 )
 
 // inspect returns the service with that name or ID; found is false when there is none.
@@ -86,10 +89,16 @@ func scaledToZero(s swarm.Service) bool {
 // and the same monitor for the rollback (Swarm's default is 5s whatever the update's). The
 // service's other update settings (Parallelism, Delay, MaxFailureRatio) stay, and so does
 // ForceUpdate: the update replaces tasks only when the image changes. spec itself is not changed.
-func updateSpec(spec swarm.ServiceSpec, image string, monitor time.Duration) (swarm.ServiceSpec, error) {
+func updateSpec(spec swarm.ServiceSpec, image, repo string, monitor time.Duration) (swarm.ServiceSpec, error) {
 	if spec.TaskTemplate.ContainerSpec == nil {
 		return spec, errors.New("the service does not run containers")
 	}
+	// The service is repo's from now on (it may have been adopted): the label says so.
+	spec.Labels = maps.Clone(spec.Labels)
+	if spec.Labels == nil {
+		spec.Labels = map[string]string{}
+	}
+	spec.Labels[deploy.LabelRepo] = strings.ToLower(repo)
 	cs := *spec.TaskTemplate.ContainerSpec
 	cs.Image = image
 	spec.TaskTemplate.ContainerSpec = &cs

@@ -90,7 +90,7 @@ func TestUpdateSpec(t *testing.T) {
 				RollbackConfig: tt.rollback,
 			}
 			was := deepCopy(t, spec)
-			got, err := updateSpec(spec, "reg/api"+d2, monitor)
+			got, err := updateSpec(spec, "reg/api"+d2, "acme/app", monitor)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -112,7 +112,7 @@ func TestUpdateSpec(t *testing.T) {
 			}
 		})
 	}
-	if _, err := updateSpec(swarm.ServiceSpec{}, "reg/api"+d2, monitor); err == nil {
+	if _, err := updateSpec(swarm.ServiceSpec{}, "reg/api"+d2, "acme/app", monitor); err == nil {
 		t.Error("a service without a container spec: no error")
 	}
 }

@@ -80,6 +80,7 @@ func (f *fixture) rollout(image string) deploy.Rollout {
 		DeploymentID: time.Now().UnixNano(), Repo: "acme/api", Service: "api", Environment: "test", Image: image,
 		Destination: deploy.Destination{Service: "api", Environment: "test", Platform: deploy.PlatformSwarm,
 			Swarm: &deploy.SwarmService{Service: f.name}},
+		Adopt: true, // the test created the service, not Slipway
 	}
 }
 
@@ -289,4 +290,34 @@ func TestDeployMissingService(t *testing.T) {
 	if err == nil || errors.Is(err, deploy.ErrRolledBack) || !strings.Contains(err.Error(), "does not exist: create it first") {
 		t.Fatalf("deploy to a missing service: %v", err)
 	}
+}
+
+// A service Slipway did not create is taken over only when the policy adopts it; from then on it
+// is labelled with its repository, and no other repository may change it, adopt or not.
+func TestOwnership(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	first, second := f.sleeper(t, "owned-1"), f.sleeper(t, "owned-2")
+	f.create(t, first)
+	log := dockertest.NewLog(t, nil)
+
+	r := f.rollout(second)
+	r.Adopt = false
+	if err := f.deploy(t, context.Background(), r, log); err == nil || !strings.Contains(err.Error(), "not created by Slipway") {
+		t.Fatalf("deploy to an unadopted service: %v", err)
+	}
+	f.requireRunning(t, first)
+
+	if err := f.deploy(t, context.Background(), f.rollout(second), log); err != nil {
+		t.Fatalf("adopting deploy: %v", err)
+	}
+	if got := f.env.Docker(t, "service", "inspect", "--format", `{{index .Spec.Labels "dev.slipway.repo"}}`, f.name); got != "acme/api" {
+		t.Errorf("owner label %q, want acme/api", got)
+	}
+	other := f.rollout(first)
+	other.Repo = "evil/repo"
+	if err := f.deploy(t, context.Background(), other, log); err == nil || !strings.Contains(err.Error(), "belongs to repository acme/api") {
+		t.Fatalf("deploy by another repository: %v", err)
+	}
+	f.requireRunning(t, second)
 }

@@ -37,6 +37,9 @@ func (t *Target) update(ctx context.Context, r deploy.Rollout, log deploy.LogFun
 	if !found {
 		return false, fmt.Errorf("swarm service %s does not exist: create it first", name)
 	}
+	if err := r.CheckOwner("swarm service "+name, before.Spec.Labels[deploy.LabelRepo]); err != nil {
+		return false, err
+	}
 	u := &update{
 		t: t, r: r, name: name, id: before.ID, before: before, log: log,
 		logger:   t.logger.With("deployment_id", r.DeploymentID, "service", r.Service, "swarm_service", name),
@@ -46,7 +49,7 @@ func (t *Target) update(ctx context.Context, r deploy.Rollout, log deploy.LogFun
 }
 
 func (u *update) run(ctx context.Context) (rolledBack bool, err error) {
-	spec, err := updateSpec(u.before.Spec, u.r.Image, u.t.cfg.UpdateMonitor)
+	spec, err := updateSpec(u.before.Spec, u.r.Image, u.r.Repo, u.t.cfg.UpdateMonitor)
 	if err != nil {
 		return false, fmt.Errorf("updating swarm service %s: %w", u.name, err)
 	}

@@ -151,7 +151,7 @@ func TestUpdateVerdicts(t *testing.T) {
 			}
 			tgt := &Target{cfg: Config{UpdateMonitor: time.Second, RollbackTimeout: time.Minute, PollInterval: 10 * time.Millisecond},
 				api: f, logger: slog.New(slog.DiscardHandler)}
-			r := deploy.Rollout{DeploymentID: 1, Image: newImg,
+			r := deploy.Rollout{DeploymentID: 1, Image: newImg, Adopt: true,
 				Destination: deploy.Destination{Platform: deploy.PlatformSwarm, Swarm: &deploy.SwarmService{Service: "api"}}}
 			r.Held = func() error {
 				if len(tt.held) == 0 {
