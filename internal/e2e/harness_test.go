@@ -61,51 +61,23 @@ func binary(t *testing.T) string {
 	return binPath
 }
 
-// gitRepo is a local repository the test commits to.
+// gitRepo is a local repository the test commits to (testenv.GitRepo, with the e2e tests' names).
 type gitRepo struct {
-	t   testing.TB
+	*testenv.GitRepo
 	dir string
 }
 
 func newGitRepo(t testing.TB) *gitRepo {
 	t.Helper()
-	r := &gitRepo{t: t, dir: filepath.Join(t.TempDir(), "app.git")}
-	r.git("init", "-q", "-b", "main", r.dir)
-	return r
+	g := testenv.NewGitRepo(t)
+	return &gitRepo{GitRepo: g, dir: g.Dir}
 }
 
-func (r *gitRepo) git(args ...string) string {
-	r.t.Helper()
-	cmd := exec.Command("git", append([]string{"-c", "user.name=Ada", "-c", "user.email=ada@example.com"}, args...)...)
-	cmd.Env = append(os.Environ(), "GIT_CONFIG_GLOBAL=/dev/null", "GIT_CONFIG_NOSYSTEM=1")
-	if len(args) > 0 && args[0] != "init" {
-		cmd.Dir = r.dir
-	}
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		r.t.Fatalf("git %v: %v\n%s", args, err, out)
-	}
-	return strings.TrimSpace(string(out))
-}
-
-func (r *gitRepo) write(path, content string) {
-	r.t.Helper()
-	full := filepath.Join(r.dir, path)
-	if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
-		r.t.Fatal(err)
-	}
-	if err := os.WriteFile(full, []byte(content), 0o644); err != nil {
-		r.t.Fatal(err)
-	}
-}
+func (r *gitRepo) git(args ...string) string  { return r.Git(args...) }
+func (r *gitRepo) write(path, content string) { r.Write(path, content) }
 
 // commit commits everything and returns the new HEAD.
-func (r *gitRepo) commit(msg string) string {
-	r.t.Helper()
-	r.git("add", "-A")
-	r.git("commit", "-q", "--allow-empty", "-m", msg)
-	return r.git("rev-parse", "HEAD")
-}
+func (r *gitRepo) commit(msg string) string { return r.Commit(msg) }
 
 // gatedGitServer serves repo over smart HTTP; while the gate is closed, requests wait, so a test
 // can hold a planner mid-fetch.
