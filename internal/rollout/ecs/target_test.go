@@ -1,0 +1,600 @@
+package ecs_test
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/slipway-dev/slipway/internal/deploy"
+	"github.com/slipway-dev/slipway/internal/rollout/ecs"
+)
+
+const repo = "123456789012.dkr.ecr.us-east-1.amazonaws.com/api"
+
+// img is a pinned reference whose digest depends on tag.
+func img(tag string) string {
+	sum := sha256.Sum256([]byte(tag))
+	return repo + "@sha256:" + hex.EncodeToString(sum[:])
+}
+
+func tdARN(family string, rev int) string {
+	return fmt.Sprintf("arn:aws:ecs:%s:%s:task-definition/%s:%d", region, account, family, rev)
+}
+
+// taskDef is a task definition as DescribeTaskDefinition returns it: an app container and a sidecar.
+func taskDef(family string, rev int, image string) map[string]any {
+	return map[string]any{
+		"taskDefinitionArn": tdARN(family, rev), "family": family, "revision": float64(rev), "status": "ACTIVE",
+		"networkMode": "awsvpc", "cpu": "256", "memory": "512",
+		"requiresCompatibilities": []any{"FARGATE"}, "compatibilities": []any{"EC2", "FARGATE"},
+		"containerDefinitions": []any{
+			map[string]any{"name": "api", "image": image, "essential": true, "cpu": 0,
+				"portMappings": []any{map[string]any{"containerPort": 8080, "protocol": "tcp"}}},
+			map[string]any{"name": "envoy", "image": "public.ecr.aws/appmesh/aws-appmesh-envoy:v1.29.4.0-prod", "essential": true, "cpu": 0},
+		},
+		"registeredAt": 1.7e9, "registeredBy": "arn:aws:iam::123456789012:role/admin",
+	}
+}
+
+type fixture struct {
+	d      *double
+	tgt    *ecs.Target
+	log    *logLines
+	prev   string // the image the service runs, api:5's
+	prevTD string
+}
+
+// newFixture makes the double with service api on task definition api:5, owned by acme/api, with
+// the circuit breaker's rollback on, and a target calling it with millisecond polls.
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	d := newDouble(t)
+	f := &fixture{d: d, log: &logLines{}, prev: img("v1"), prevTD: tdARN("api", 5)}
+	d.addTaskDef(taskDef("api", 5, f.prev), []any{map[string]any{"key": "team", "value": "core"}})
+	d.addService("api", f.prevTD, 2, "acme/api", true)
+	logger := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug}))
+	tgt, err := ecs.New(ecs.Config{PollMin: time.Millisecond, PollMax: 4 * time.Millisecond}, d.client(), logger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.tgt = tgt
+	t.Cleanup(func() {
+		if testing.Verbose() {
+			t.Logf("deploy log:\n%s", f.log)
+		}
+	})
+	return f
+}
+
+func (f *fixture) rollout(service, image string) deploy.Rollout {
+	return deploy.Rollout{
+		DeploymentID: 42, Repo: "acme/api", Service: "api", Environment: "production", Image: image,
+		Previous: f.prev, PreviousID: 41,
+		Destination: deploy.Destination{Service: "api", Environment: "production", Platform: deploy.PlatformECS,
+			ECS: &deploy.ECSService{Cluster: cluster, Service: service, Container: "api"}},
+	}
+}
+
+// logLines collects what the target writes to the deployment's log.
+type logLines struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+func (l *logLines) log(stream, line string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if stream != "deploy" {
+		panic("stream " + stream)
+	}
+	l.lines = append(l.lines, line)
+}
+
+func (l *logLines) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return strings.Join(l.lines, "\n")
+}
+
+func (l *logLines) count(sub string) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := 0
+	for _, line := range l.lines {
+		if strings.Contains(line, sub) {
+			n++
+		}
+	}
+	return n
+}
+
+func wantLog(t *testing.T, l *logLines, subs ...string) {
+	t.Helper()
+	for _, s := range subs {
+		if l.count(s) == 0 {
+			t.Errorf("the log has no line with %q:\n%s", s, l)
+		}
+	}
+}
+
+func wantCalls(t *testing.T, got, want map[string]int) {
+	t.Helper()
+	if !maps.Equal(got, want) {
+		t.Errorf("API calls:\n got %v\nwant %v", got, want)
+	}
+}
+
+func TestDeployCompletes(t *testing.T) {
+	f := newFixture(t)
+	f.d.script("api", []step{
+		progress(1, 1), say("(service api) has started 1 tasks: (task 1a2b)."), progress(2, 0), idle(), complete(),
+	})
+	image := img("v2")
+	if err := f.tgt.Deploy(t.Context(), f.rollout("api", image), f.log.log); err != nil {
+		t.Fatalf("Deploy: %v\n%s", err, f.log)
+	}
+	s := f.d.service("api")
+	if s.taskDef != tdARN("api", 6) {
+		t.Errorf("service runs %s, want api:6", s.taskDef)
+	}
+	if got := f.d.registered[0]["containerDefinitions"].([]any)[0].(map[string]any)["image"]; got != image {
+		t.Errorf("registered image %v, want %s", got, image)
+	}
+	wantLog(t, f.log,
+		"registered task definition api:6: api:5 with "+repo+"@sha256:",
+		"updating ECS service prod/api from api:5",
+		"(primary): 1 running, 1 pending, 2 desired, IN_PROGRESS",
+		"(primary): 2 running, 0 pending, 2 desired, IN_PROGRESS",
+		"ECS: (service api) has started 1 tasks",
+		"service deployment SUCCESSFUL",
+		"ECS service prod/api runs api:6")
+	if n := f.log.count("2 running, 0 pending, 2 desired, IN_PROGRESS"); n != 1 {
+		t.Errorf("an unchanged state was logged %d times:\n%s", n, f.log)
+	}
+	// The handful: read the service, its tags and task definition, register, update. Then per
+	// poll the service and its service deployment, and the stopped tasks when something changed
+	// (the idle poll changed nothing).
+	wantCalls(t, f.d.take(), map[string]int{
+		"DescribeServices": 1 + 5, "ListTagsForResource": 1, "DescribeTaskDefinition": 1,
+		"RegisterTaskDefinition": 1, "UpdateService": 1, "DescribeServiceDeployments": 5, "ListTasks": 4,
+	})
+}
+
+func TestCircuitBreakerRollsBack(t *testing.T) {
+	const reason = "ECS deployment circuit breaker: tasks failed to start."
+	for _, noSD := range []bool{false, true} {
+		t.Run(fmt.Sprintf("service_deployments=%v", !noSD), func(t *testing.T) {
+			f := newFixture(t)
+			f.d.noSD = noSD
+			f.d.script("api", []step{
+				progress(0, 2),
+				stopTask("Essential container in task exited", 1, ""),
+				stopTask("Essential container in task exited", 137, "OutOfMemoryError: Container killed due to memory usage"),
+				circuitBreaker(reason), idle(), rolledBack(reason),
+			})
+			err := f.tgt.Deploy(t.Context(), f.rollout("api", img("v2")), f.log.log)
+			if !errors.Is(err, deploy.ErrRolledBack) {
+				t.Fatalf("Deploy: %v, want ErrRolledBack\n%s", err, f.log)
+			}
+			for _, want := range []string{"deploying " + img("v2"), reason, "exit code 137", "OutOfMemoryError"} {
+				if !strings.Contains(err.Error(), want) {
+					t.Errorf("error %q does not say %q", err, want)
+				}
+			}
+			if s := f.d.service("api"); s.taskDef != f.prevTD {
+				t.Errorf("service runs %s, want %s", s.taskDef, f.prevTD)
+			}
+			wantLog(t, f.log,
+				"stopped: Essential container in task exited (EssentialContainerExited); container api: exit code 1",
+				"container api: exit code 137, OutOfMemoryError",
+				"ECS rolled the service back to api:5")
+			if n := f.log.count("of api:6 stopped"); n != 2 {
+				t.Errorf("%d stopped tasks logged, want 2:\n%s", n, f.log)
+			}
+			calls := f.d.take()
+			// ECS rolled back: Slipway did not update the service a second time.
+			if calls["UpdateService"] != 1 || calls["DescribeTasks"] != 2 {
+				t.Errorf("API calls %v: want 1 UpdateService and 2 DescribeTasks", calls)
+			}
+			if noSD {
+				// Refused once, then the rollout state decides.
+				if calls["DescribeServiceDeployments"] != 1 || calls["ListServiceDeployments"] != 0 {
+					t.Errorf("API calls %v: want 1 DescribeServiceDeployments", calls)
+				}
+				wantLog(t, f.log, "following the deployment's rollout state", "ECS is rolling the service back to api:5")
+			} else {
+				wantLog(t, f.log, "service deployment ROLLBACK_IN_PROGRESS", "service deployment ROLLBACK_SUCCESSFUL")
+			}
+		})
+	}
+}
+
+func TestDeadlineRollsBack(t *testing.T) {
+	f := newFixture(t)
+	// The rollout never finishes; the deadline passes at the third read.
+	f.d.script("api", []step{progress(1, 1)})
+	stage := fmt.Errorf("the deploy stage did not finish within 15m0s (stages.deploy_timeout): %w", context.DeadlineExceeded)
+	ctx, cancel := context.WithCancelCause(t.Context())
+	defer cancel(nil)
+	f.d.onPoll = func(n int) {
+		if n == 3 {
+			cancel(stage)
+		}
+	}
+	err := f.tgt.Deploy(ctx, f.rollout("api", img("v2")), f.log.log)
+	if !errors.Is(err, deploy.ErrRolledBack) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Deploy: %v, want ErrRolledBack and the deadline\n%s", err, f.log)
+	}
+	for _, want := range []string{"stages.deploy_timeout", "of api:6 was IN_PROGRESS: 1 running, 1 pending, 2 desired"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not say %q", err, want)
+		}
+	}
+	if s := f.d.service("api"); s.taskDef != f.prevTD {
+		t.Errorf("service runs %s, want %s", s.taskDef, f.prevTD)
+	}
+	wantLog(t, f.log, "rolling ECS service prod/api back to api:5", "ECS service prod/api is back on api:5")
+	calls := f.d.take()
+	if calls["UpdateService"] != 2 || calls["RegisterTaskDefinition"] != 1 {
+		t.Errorf("API calls %v: want 2 UpdateService (the deploy, Slipway's rollback), 1 RegisterTaskDefinition", calls)
+	}
+}
+
+func TestLostClaimDuringRollbackLeavesService(t *testing.T) {
+	f := newFixture(t)
+	f.d.script("api", []step{progress(1, 1)})
+	ctx, cancel := context.WithCancelCause(t.Context())
+	defer cancel(nil)
+	lost := errors.New("lease lost")
+	var held sync.Mutex
+	var heldErr error
+	f.d.onPoll = func(n int) {
+		if n == 2 {
+			held.Lock()
+			heldErr = lost
+			held.Unlock()
+			cancel(lost)
+		}
+	}
+	r := f.rollout("api", img("v2"))
+	r.Held = func() error { held.Lock(); defer held.Unlock(); return heldErr }
+	err := f.tgt.Deploy(ctx, r, f.log.log)
+	if !errors.Is(err, lost) || errors.Is(err, deploy.ErrRolledBack) || !strings.Contains(err.Error(), "left as it is") {
+		t.Fatalf("Deploy: %v, want the lost lease, the service left as it is\n%s", err, f.log)
+	}
+	if calls := f.d.take(); calls["UpdateService"] != 1 {
+		t.Errorf("API calls %v: a worker without its claim updated the service", calls)
+	}
+}
+
+func TestThrottlingIsAbsorbed(t *testing.T) {
+	f := newFixture(t)
+	f.d.throttle = map[string]int{
+		"DescribeServices": 2, "ListTagsForResource": 1, "DescribeTaskDefinition": 1, "RegisterTaskDefinition": 1,
+		"UpdateService": 1, "DescribeServiceDeployments": 2, "ListTasks": 1,
+	}
+	f.d.script("api", []step{progress(2, 0), complete()})
+	if err := f.tgt.Deploy(t.Context(), f.rollout("api", img("v2")), f.log.log); err != nil {
+		t.Fatalf("Deploy: %v\n%s", err, f.log)
+	}
+	if f.d.throttled != 9 {
+		t.Errorf("%d requests throttled, want 9", f.d.throttled)
+	}
+	// Every throttled request was sent again by the SDK's retryer: its retries are the extra calls.
+	wantCalls(t, f.d.take(), map[string]int{
+		"DescribeServices": 1 + 2 + 2, "ListTagsForResource": 1 + 1, "DescribeTaskDefinition": 1 + 1,
+		"RegisterTaskDefinition": 1 + 1, "UpdateService": 1 + 1, "DescribeServiceDeployments": 2 + 2, "ListTasks": 2 + 1,
+	})
+	if f.log.count("trying again") != 0 {
+		t.Errorf("throttling reached the target:\n%s", f.log)
+	}
+}
+
+func TestUnknownContainer(t *testing.T) {
+	f := newFixture(t)
+	r := f.rollout("api", img("v2"))
+	r.Destination.ECS.Container = "web"
+	err := f.tgt.Deploy(t.Context(), r, f.log.log)
+	if err == nil || !strings.Contains(err.Error(), `task definition api:5 has no container "web" (its containers: api, envoy)`) {
+		t.Fatalf("Deploy: %v, want a clear error naming the containers", err)
+	}
+	if errors.Is(err, deploy.ErrRolledBack) {
+		t.Errorf("nothing was changed, yet the error says rolled back: %v", err)
+	}
+	wantCalls(t, f.d.take(), map[string]int{"DescribeServices": 1, "ListTagsForResource": 1, "DescribeTaskDefinition": 1})
+}
+
+func TestMissingService(t *testing.T) {
+	f := newFixture(t)
+	err := f.tgt.Deploy(t.Context(), f.rollout("nope", img("v2")), f.log.log)
+	if err == nil || !strings.Contains(err.Error(), "ECS service prod/nope does not exist") {
+		t.Fatalf("Deploy: %v, want the service named as missing", err)
+	}
+}
+
+func TestFailedWithoutECSRollback(t *testing.T) {
+	// The circuit breaker fails the deployment but does not roll back: Slipway does.
+	const reason = "ECS deployment circuit breaker: tasks failed to start."
+	f := newFixture(t)
+	f.d.services["api"].cbRollback = false
+	f.d.noSD = true
+	f.d.script("api", []step{progress(0, 2), func(d *double, s *dService, r *dRun) { r.dep.rollout, r.dep.reason = "FAILED", reason }})
+	err := f.tgt.Deploy(t.Context(), f.rollout("api", img("v2")), f.log.log)
+	if !errors.Is(err, deploy.ErrRolledBack) || !strings.Contains(err.Error(), "ECS failed the deployment: "+reason) {
+		t.Fatalf("Deploy: %v, want ErrRolledBack with ECS's reason\n%s", err, f.log)
+	}
+	if s := f.d.service("api"); s.taskDef != f.prevTD {
+		t.Errorf("service runs %s, want %s", s.taskDef, f.prevTD)
+	}
+	wantLog(t, f.log, "rolling ECS service prod/api back to api:5", "is back on api:5")
+}
+
+func TestFindsServiceDeployment(t *testing.T) {
+	// UpdateService's answer does not name the service deployment: ListServiceDeployments does.
+	f := newFixture(t)
+	f.d.quietUpdate = true
+	f.d.script("api", []step{progress(1, 1), complete()})
+	if err := f.tgt.Deploy(t.Context(), f.rollout("api", img("v2")), f.log.log); err != nil {
+		t.Fatalf("Deploy: %v\n%s", err, f.log)
+	}
+	calls := f.d.take()
+	if calls["ListServiceDeployments"] != 1 || calls["DescribeServiceDeployments"] != 2 {
+		t.Errorf("API calls %v: want the service deployment found once and described at each poll", calls)
+	}
+	wantLog(t, f.log, "service deployment SUCCESSFUL")
+}
+
+func TestSharedRevision(t *testing.T) {
+	// Two services of one push on the same task definition and container get one revision.
+	f := newFixture(t)
+	f.d.addService("api-worker", f.prevTD, 1, "acme/api", true)
+	image := img("v2")
+	var wg sync.WaitGroup
+	errs := make([]error, 2)
+	for i, name := range []string{"api", "api-worker"} {
+		wg.Go(func() { errs[i] = f.tgt.Deploy(t.Context(), f.rollout(name, image), (&logLines{}).log) })
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := len(f.d.registered); n != 1 {
+		t.Errorf("%d revisions registered, want 1", n)
+	}
+	for _, name := range []string{"api", "api-worker"} {
+		if s := f.d.service(name); s.taskDef != tdARN("api", 6) {
+			t.Errorf("%s runs %s, want api:6", name, s.taskDef)
+		}
+	}
+	// Another image is another revision.
+	if err := f.tgt.Deploy(t.Context(), f.rollout("api", img("v3")), f.log.log); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(f.d.registered); n != 2 {
+		t.Errorf("%d revisions registered, want 2", n)
+	}
+}
+
+func TestOwnership(t *testing.T) {
+	t.Run("another repository's", func(t *testing.T) {
+		f := newFixture(t)
+		f.d.services["api"].tags = []any{map[string]any{"key": "dev.slipway.repo", "value": "acme/other"}}
+		r := f.rollout("api", img("v2"))
+		r.Adopt = true
+		err := f.tgt.Deploy(t.Context(), r, f.log.log)
+		if err == nil || !strings.Contains(err.Error(), "belongs to repository acme/other") {
+			t.Fatalf("Deploy: %v, want refused", err)
+		}
+		wantCalls(t, f.d.take(), map[string]int{"DescribeServices": 1, "ListTagsForResource": 1})
+	})
+	t.Run("not Slipway's", func(t *testing.T) {
+		f := newFixture(t)
+		f.d.services["api"].tags = nil
+		err := f.tgt.Deploy(t.Context(), f.rollout("api", img("v2")), f.log.log)
+		if err == nil || !strings.Contains(err.Error(), "policy.adopt") {
+			t.Fatalf("Deploy: %v, want refused", err)
+		}
+	})
+	t.Run("adopted", func(t *testing.T) {
+		f := newFixture(t)
+		f.d.services["api"].tags = nil
+		r := f.rollout("api", img("v2"))
+		r.Repo, r.Adopt = "Acme/API", true
+		if err := f.tgt.Deploy(t.Context(), r, f.log.log); err != nil {
+			t.Fatal(err)
+		}
+		tags := f.d.service("api").tags
+		if len(tags) != 1 || tags[0].(map[string]any)["value"] != "acme/api" {
+			t.Errorf("tags %v, want dev.slipway.repo=acme/api", tags)
+		}
+		if calls := f.d.take(); calls["TagResource"] != 1 {
+			t.Errorf("API calls %v: want one TagResource", calls)
+		}
+	})
+}
+
+func TestLostClaimChangesNothing(t *testing.T) {
+	f := newFixture(t)
+	r := f.rollout("api", img("v2"))
+	r.Held = func() error { return errors.New("lease lost") }
+	err := f.tgt.Deploy(t.Context(), r, f.log.log)
+	if err == nil || !strings.Contains(err.Error(), "lease lost") {
+		t.Fatalf("Deploy: %v, want the lost lease", err)
+	}
+	wantCalls(t, f.d.take(), map[string]int{"DescribeServices": 1, "ListTagsForResource": 1, "DescribeTaskDefinition": 1})
+}
+
+func TestRollback(t *testing.T) {
+	f := newFixture(t)
+	f.d.script("api", []step{progress(0, 2), circuitBreaker("tasks failed to start"), rolledBack("tasks failed to start")})
+	err := f.tgt.Rollback(t.Context(), f.rollout("api", img("v0")), f.log.log)
+	if err == nil || errors.Is(err, deploy.ErrRolledBack) || !strings.HasPrefix(err.Error(), "rolling back to "+img("v0")) ||
+		!strings.Contains(err.Error(), "what ran before is running again") {
+		t.Fatalf("Rollback: %v, want a rollback error saying what runs", err)
+	}
+	if err := f.tgt.Rollback(t.Context(), f.rollout("api", img("v0")), f.log.log); err != nil {
+		t.Fatalf("Rollback: %v", err)
+	}
+	if s := f.d.service("api"); s.taskDef != tdARN("api", 6) {
+		t.Errorf("service runs %s, want api:6 (registered for v0 once)", s.taskDef)
+	}
+}
+
+func TestRestore(t *testing.T) {
+	t.Run("live version runs", func(t *testing.T) {
+		f := newFixture(t)
+		if err := f.tgt.Restore(t.Context(), f.rollout("api", ""), f.log.log); err != nil {
+			t.Fatal(err)
+		}
+		wantLog(t, f.log, "runs api:5 ("+repo+"@sha256:")
+		wantCalls(t, f.d.take(), map[string]int{"DescribeServices": 1, "ListTagsForResource": 1, "DescribeTaskDefinition": 1})
+	})
+	t.Run("interrupted attempt left its revision", func(t *testing.T) {
+		f := newFixture(t)
+		// An earlier attempt registered api:6 with v2, updated the service and died.
+		f.d.addTaskDef(taskDef("api", 6, img("v2")), nil)
+		f.d.mu.Lock()
+		f.d.deploy(f.d.services["api"], tdARN("api", 6))
+		f.d.services["api"].run.steps = []step{progress(1, 0)}
+		f.d.mu.Unlock()
+		f.d.script("api", []step{complete()})
+		if err := f.tgt.Restore(t.Context(), f.rollout("api", ""), f.log.log); err != nil {
+			t.Fatalf("Restore: %v\n%s", err, f.log)
+		}
+		s := f.d.service("api")
+		if s.taskDef != tdARN("api", 7) {
+			t.Fatalf("service runs %s, want api:7", s.taskDef)
+		}
+		if got := f.d.registered[0]["containerDefinitions"].([]any)[0].(map[string]any)["image"]; got != f.prev {
+			t.Errorf("restored image %v, want %s", got, f.prev)
+		}
+	})
+	t.Run("nothing live", func(t *testing.T) {
+		f := newFixture(t)
+		r := f.rollout("api", "")
+		r.Previous = ""
+		if err := f.tgt.Restore(t.Context(), r, f.log.log); err != nil {
+			t.Fatal(err)
+		}
+		wantCalls(t, f.d.take(), map[string]int{})
+	})
+}
+
+func TestNewChecksConfig(t *testing.T) {
+	logger := slog.New(slog.DiscardHandler)
+	d := newDouble(t)
+	if _, err := ecs.New(ecs.Config{PollMin: time.Minute, PollMax: time.Second}, d.client(), logger); err == nil {
+		t.Error("New accepted PollMax < PollMin")
+	}
+	if _, err := ecs.New(ecs.Config{RestoreTimeout: -time.Second}, d.client(), logger); err == nil {
+		t.Error("New accepted a negative RestoreTimeout")
+	}
+	if _, err := ecs.New(ecs.Config{}, nil, logger); err == nil {
+		t.Error("New accepted no API")
+	}
+}
+
+func TestDeadlineWhileECSRollsBack(t *testing.T) {
+	// The deadline passes while ECS's circuit breaker rolls back: Slipway waits for ECS's
+	// rollback instead of starting its own.
+	const reason = "ECS deployment circuit breaker: tasks failed to start."
+	f := newFixture(t)
+	f.d.script("api", []step{progress(0, 2), circuitBreaker(reason), idle(), idle(), rolledBack(reason)})
+	ctx, cancel := context.WithCancelCause(t.Context())
+	defer cancel(nil)
+	f.d.onPoll = func(n int) {
+		if n == 2 {
+			cancel(context.DeadlineExceeded)
+		}
+	}
+	err := f.tgt.Deploy(ctx, f.rollout("api", img("v2")), f.log.log)
+	if !errors.Is(err, deploy.ErrRolledBack) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Deploy: %v, want ErrRolledBack and the deadline\n%s", err, f.log)
+	}
+	if s := f.d.service("api"); s.taskDef != f.prevTD {
+		t.Errorf("service runs %s, want %s", s.taskDef, f.prevTD)
+	}
+	wantLog(t, f.log, "ECS is rolling the service back to api:5: waiting for it", "is back on api:5")
+	if calls := f.d.take(); calls["UpdateService"] != 1 {
+		t.Errorf("API calls %v: Slipway updated the service while ECS rolled it back", calls)
+	}
+}
+
+func TestECSRollbackFails(t *testing.T) {
+	f := newFixture(t)
+	f.d.script("api", []step{circuitBreaker("tasks failed to start"), rollbackFailed("tasks failed to start")})
+	err := f.tgt.Deploy(t.Context(), f.rollout("api", img("v2")), f.log.log)
+	if err == nil || errors.Is(err, deploy.ErrRolledBack) || !strings.Contains(err.Error(), "ECS's rollback of the deployment failed as well") ||
+		!strings.Contains(err.Error(), "needs attention") {
+		t.Fatalf("Deploy: %v, want ECS's failed rollback, not rolled back", err)
+	}
+	if calls := f.d.take(); calls["UpdateService"] != 1 {
+		t.Errorf("API calls %v: Slipway updated the service after ECS's rollback failed", calls)
+	}
+}
+
+func TestReadFailures(t *testing.T) {
+	t.Run("one poll fails", func(t *testing.T) {
+		// Three throttled attempts in a row exhaust the SDK's retries for one poll: the next
+		// poll reads again.
+		f := newFixture(t)
+		f.d.script("api", []step{throttleNext("DescribeServices", 3), progress(2, 0), complete()})
+		if err := f.tgt.Deploy(t.Context(), f.rollout("api", img("v2")), f.log.log); err != nil {
+			t.Fatalf("Deploy: %v\n%s", err, f.log)
+		}
+		wantLog(t, f.log, "ThrottlingException", "trying again")
+	})
+	t.Run("reads keep failing", func(t *testing.T) {
+		f := newFixture(t)
+		f.d.script("api", []step{throttleNext("DescribeServices", 9)})
+		err := f.tgt.Deploy(t.Context(), f.rollout("api", img("v2")), f.log.log)
+		if !errors.Is(err, deploy.ErrRolledBack) || !strings.Contains(err.Error(), "following ECS service prod/api") {
+			t.Fatalf("Deploy: %v, want the read failure and Slipway's rollback\n%s", err, f.log)
+		}
+		if s := f.d.service("api"); s.taskDef != f.prevTD {
+			t.Errorf("service runs %s, want %s", s.taskDef, f.prevTD)
+		}
+	})
+}
+
+func TestRetryAfterInterruptedAttempt(t *testing.T) {
+	// An earlier attempt registered api:6 with v2 and updated the service; its rollout never
+	// finishes. The retry follows it, and on the deadline puts back v1, the image recorded live.
+	f := newFixture(t)
+	f.d.addTaskDef(taskDef("api", 6, img("v2")), nil)
+	f.d.mu.Lock()
+	f.d.deploy(f.d.services["api"], tdARN("api", 6))
+	f.d.services["api"].run.steps = []step{progress(1, 1)}
+	f.d.mu.Unlock()
+	ctx, cancel := context.WithCancelCause(t.Context())
+	defer cancel(nil)
+	f.d.onPoll = func(n int) {
+		if n == 3 {
+			cancel(context.DeadlineExceeded)
+		}
+	}
+	err := f.tgt.Deploy(ctx, f.rollout("api", img("v2")), f.log.log)
+	if !errors.Is(err, deploy.ErrRolledBack) {
+		t.Fatalf("Deploy: %v, want ErrRolledBack\n%s", err, f.log)
+	}
+	s := f.d.service("api")
+	if s.taskDef != tdARN("api", 7) {
+		t.Fatalf("service runs %s, want api:7", s.taskDef)
+	}
+	if got := f.d.registered[0]["containerDefinitions"].([]any)[0].(map[string]any)["image"]; got != f.prev {
+		t.Errorf("rolled back to image %v, want %s", got, f.prev)
+	}
+	if calls := f.d.take(); calls["RegisterTaskDefinition"] != 1 || calls["UpdateService"] != 2 {
+		t.Errorf("API calls %v: want 1 RegisterTaskDefinition (v1's), 2 UpdateService", calls)
+	}
+}
