@@ -16,7 +16,7 @@ import (
 
 // ExecutorConfig configures an Executor. Each stage runs under its own timeout.
 type ExecutorConfig struct {
-	// Builds is how many builds may run at once, 0 for one per CPU. Builds are CPU-bound; the
+	// Builds is how many builds may run at once, 0 for two per CPU. Builds are CPU-heavy; the
 	// rest of a deployment (push, rollout) mostly waits, so it holds no build slot, and a
 	// monorepo push overlaps the builds of some services with the rollouts of others.
 	Builds        int
@@ -50,7 +50,9 @@ func NewExecutor(cfg ExecutorConfig, st Store, src Source, b deploy.Builder, r d
 	cfg.BuildTimeout = cmp.Or(cfg.BuildTimeout, 30*time.Minute)
 	cfg.PushTimeout = cmp.Or(cfg.PushTimeout, 10*time.Minute)
 	cfg.DeployTimeout = cmp.Or(cfg.DeployTimeout, 15*time.Minute)
-	cfg.Builds = cmp.Or(cfg.Builds, runtime.NumCPU())
+	// Two per CPU: a build also waits on the engine and the disk, and the monorepo benchmark
+	// gains little beyond it (issue 11's note), while a bound keeps a large push from thrashing.
+	cfg.Builds = cmp.Or(cfg.Builds, 2*runtime.NumCPU())
 	return &Executor{cfg: cfg, st: st, src: src, builder: b, registry: r, targets: targets, logger: logger,
 		builds: make(chan struct{}, cfg.Builds)}
 }
