@@ -84,6 +84,7 @@ repositories:
 policy:
   allow_all: true
 git:
+  allow_insecure_urls: true # the demo repository is a local path
   cache_dir: $dir/git-cache
   work_dir: $dir/work
 docker:

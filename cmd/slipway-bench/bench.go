@@ -3,6 +3,7 @@ package main
 import (
 	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -43,6 +44,9 @@ func bench(ctx context.Context, cfg options, logw io.Writer) (res *results, err 
 	body, err := os.ReadFile(cfg.payload)
 	if err != nil {
 		return nil, fmt.Errorf("failed to read payload: %w", err)
+	}
+	if body, err = unordered(body); err != nil {
+		return nil, fmt.Errorf("reading payload %s: %w", cfg.payload, err)
 	}
 	tmp, err := os.MkdirTemp("", "slipway-bench-")
 	if err != nil {
@@ -288,4 +292,18 @@ func pgbenchVersion(bin string) string {
 		return "unknown (" + err.Error() + ")"
 	}
 	return strings.TrimSpace(string(out))
+}
+
+// unordered drops repository.pushed_at from a push payload. The bench sends one body again and
+// again under fresh delivery ids: with pushed_at, every copy after the first is a replay the
+// server records as stale and does not queue, which is not the load being measured.
+func unordered(body []byte) ([]byte, error) {
+	var payload map[string]any
+	if err := json.Unmarshal(body, &payload); err != nil {
+		return nil, err
+	}
+	if repo, ok := payload["repository"].(map[string]any); ok {
+		delete(repo, "pushed_at")
+	}
+	return json.Marshal(payload)
 }

@@ -31,6 +31,11 @@ type options struct {
 	notify    bool   // also run pgbench with a NOTIFY in the insert's transaction
 	profile   string // CPU profile of the in-process handler phase; empty: no such phase
 	out       string
+	// -flood: instead of the ingest benchmark, the memory of the server under flood clients
+	// each sending floodBody-byte bodies with bad signatures, plus floodSlow slow senders.
+	flood     int
+	floodSlow int
+	floodBody int64
 }
 
 func parseFlags(args, env []string, stderr io.Writer) (options, error) {
@@ -63,6 +68,9 @@ func parseFlags(args, env []string, stderr io.Writer) (options, error) {
 	fs.BoolVar(&c.notify, "notify-variant", true, "also run pgbench with pg_notify in the insert's transaction, as the webhook's statement has")
 	fs.StringVar(&c.profile, "profile", "", "write a CPU profile of the webhook handler run in this process (same code, same database) to this file")
 	fs.StringVar(&c.out, "out", "", "write the results as JSON to this file")
+	fs.IntVar(&c.flood, "flood", 0, "instead of the ingest benchmark: this many clients send maximum-size webhook bodies with bad signatures for -duration, and the server's RSS is reported")
+	fs.IntVar(&c.floodSlow, "flood-slow", 10, "with -flood: slow senders, each declaring a maximum-size body and sending a byte every 5s")
+	fs.Int64Var(&c.floodBody, "flood-body", 25<<20, "with -flood: body size (the server's webhook.max_body_bytes)")
 	if err := fs.Parse(args); err != nil {
 		return options{}, err
 	}

@@ -1,7 +1,9 @@
 // Command slipway-bench measures webhook ingest of a real `slipway serve` against what the same
 // PostgreSQL can do (pgbench, one single-row insert per transaction) at the same concurrencies, and
 // the latency at half the highest ingest rate under open-loop load. It reports numbers against the
-// issue's targets; it never fails because a target is missed.
+// issue's targets; it never fails because a target is missed. With -flood it measures instead the
+// server's memory while clients send it maximum-size webhook bodies with bad signatures and slow
+// senders trickle theirs (issue 7).
 package main
 
 import (
@@ -31,6 +33,9 @@ func run(ctx context.Context, args, env []string, stdout, stderr io.Writer) erro
 	}
 	if err != nil {
 		return err
+	}
+	if cfg.flood > 0 {
+		return flood(ctx, cfg, stdout, stderr)
 	}
 	res, err := bench(ctx, cfg, stderr)
 	if err != nil {

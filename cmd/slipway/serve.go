@@ -58,6 +58,7 @@ func serve(ctx context.Context, args, env []string, stderr io.Writer) error {
 	hook, err := webhook.NewHandler(webhook.Config{
 		Notify:  notifier.Notify,
 		Secrets: reveal(cfg.Webhook.Secrets),
+		Keys:    cfg.WebhookSecrets,
 		MaxBody: cfg.Webhook.MaxBodyBytes,
 		Repos:   config.Repos(cfg.Repositories),
 	}, st, m, logger)
@@ -93,6 +94,8 @@ func serve(ctx context.Context, args, env []string, stderr io.Writer) error {
 		return err
 	}
 
+	// Timeouts, and the budget of webhook bodies read before their signature is checked.
+	limits := web.Limits{WebhookMaxBody: cfg.Webhook.MaxBodyBytes}
 	router := web.NewRouter(web.Deps{
 		Webhook:  hook,
 		Ready:    readiness{st: st, migrations: ms},
@@ -102,8 +105,9 @@ func serve(ctx context.Context, args, env []string, stderr io.Writer) error {
 		Tokens:   reveal(cfg.API.Tokens),
 		Version:  version,
 		Logger:   logger,
+		Limits:   limits,
 	})
-	srv := &http.Server{Handler: router, ReadHeaderTimeout: 10 * time.Second}
+	srv := web.NewServer(router, limits)
 	ln, err := net.Listen("tcp", cfg.ListenAddr)
 	if err != nil {
 		return fmt.Errorf("listening on %s: %w", cfg.ListenAddr, err)

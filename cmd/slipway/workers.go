@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"path/filepath"
 
 	"github.com/slipway-dev/slipway/internal/config"
 	"github.com/slipway-dev/slipway/internal/deploy"
@@ -21,11 +22,17 @@ import (
 
 // kinds wires the queue's item kinds to their handlers.
 func kinds(ctx context.Context, cfg config.Config, st *store.Store, eng *engine.Engine, logger *slog.Logger) ([]queue.Kind, error) {
-	src, err := source.New(source.Config{Dir: cfg.Git.CacheDir, WorkDir: cfg.Git.WorkDir, Timeout: cfg.Git.Timeout.D()},
+	workDir := cfg.Git.WorkDir
+	if workDir == "" && cfg.StateDir != "" {
+		workDir = filepath.Join(cfg.StateDir, "checkouts")
+	}
+	cache, err := source.New(source.Config{Dir: cfg.Git.CacheDir, WorkDir: workDir, Timeout: cfg.Git.Timeout.D()},
 		logger.With("component", "source"))
 	if err != nil {
 		return nil, fmt.Errorf("setting up the git cache: %w", err)
 	}
+	// Every fetch goes to the configured remote of its repository, never a URL from a payload.
+	src := source.Pin(cache, cfg.Remote)
 	planner := flow.NewPlanner(flow.PlannerConfig{
 		Filename: cfg.PipelineFile, Policy: cfg.Policy, Tokens: cfg.Token,
 	}, st, src, logger.With("component", "planner"))
@@ -50,7 +57,7 @@ func kinds(ctx context.Context, cfg config.Config, st *store.Store, eng *engine.
 		}
 	}
 	var reg deploy.Registry
-	reg, err = registry.New(registry.Config{Engine: eng, Insecure: insecure,
+	reg, err = registry.New(registry.Config{Engine: eng, StateDir: cfg.StateDir, Insecure: insecure,
 		Timeout: cfg.Stages.Push.D()}, creds, logger.With("component", "registry"))
 	if err != nil {
 		reg = unavailable{err}

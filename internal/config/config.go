@@ -7,13 +7,9 @@ import (
 	"fmt"
 	"net"
 	"net/url"
-	"os"
-	"path"
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/goccy/go-yaml"
 
 	"github.com/slipway-dev/slipway/internal/pipeline"
 )
@@ -27,25 +23,48 @@ func (Secret) MarshalJSON() ([]byte, error)   { return []byte(`"[redacted]"`), n
 func (s Secret) Reveal() string               { return string(s) }
 func (s Secret) MarshalText() ([]byte, error) { return []byte("[redacted]"), nil }
 
+// Secrets are one secret or several (while rotating); in YAML a single value or a list.
+type Secrets []Secret
+
+// UnmarshalYAML accepts a scalar or a list. Its errors never quote the value.
+func (s *Secrets) UnmarshalYAML(unmarshal func(any) error) error {
+	var one Secret
+	if err := unmarshal(&one); err == nil {
+		*s = Secrets{one}
+		return nil
+	}
+	var many []Secret
+	if err := unmarshal(&many); err != nil {
+		return errors.New("must be a secret or a list of secrets")
+	}
+	*s = many
+	return nil
+}
+
 // Config is the whole server configuration.
 type Config struct {
-	ListenAddr     string          `yaml:"listen_addr"`
-	DatabaseURL    Secret          `yaml:"database_url"`
-	MigrateOnStart *bool           `yaml:"migrate_on_start"`
-	Workers        int             `yaml:"workers"`
-	Builds         int             `yaml:"builds"`
-	LogLevel       string          `yaml:"log_level"`
-	LogFormat      string          `yaml:"log_format"`
-	Webhook        Webhook         `yaml:"webhook"`
-	Queue          Queue           `yaml:"queue"`
-	Repositories   []Repository    `yaml:"repositories"`
-	PipelineFile   string          `yaml:"pipeline_file"`
-	Policy         pipeline.Policy `yaml:"policy"`
-	Git            Git             `yaml:"git"`
-	Docker         Docker          `yaml:"docker"`
-	Registries     []Registry      `yaml:"registries"`
-	Stages         Stages          `yaml:"stages"`
-	API            APIConfig       `yaml:"api"`
+	ListenAddr     string `yaml:"listen_addr"`
+	DatabaseURL    Secret `yaml:"database_url"`
+	MigrateOnStart *bool  `yaml:"migrate_on_start"`
+	Workers        int    `yaml:"workers"`
+	Builds         int    `yaml:"builds"`
+	// StateDir is Slipway's own 0700 directory for what must not outlive a process (checkouts,
+	// each push's Docker config with its registry login); "" is a per-user one under TMPDIR.
+	StateDir     string          `yaml:"state_dir"`
+	LogLevel     string          `yaml:"log_level"`
+	LogFormat    string          `yaml:"log_format"`
+	Webhook      Webhook         `yaml:"webhook"`
+	Queue        Queue           `yaml:"queue"`
+	Repositories []Repository    `yaml:"repositories"`
+	Orgs         []Org           `yaml:"orgs"`
+	GitHub       GitHub          `yaml:"github"`
+	PipelineFile string          `yaml:"pipeline_file"`
+	Policy       pipeline.Policy `yaml:"policy"`
+	Git          Git             `yaml:"git"`
+	Docker       Docker          `yaml:"docker"`
+	Registries   []Registry      `yaml:"registries"`
+	Stages       Stages          `yaml:"stages"`
+	API          APIConfig       `yaml:"api"`
 }
 
 // APIConfig guards /api/v1.
@@ -55,10 +74,20 @@ type APIConfig struct {
 
 // Git configures the mirror cache that deployments check commits out of.
 type Git struct {
-	CacheDir string   `yaml:"cache_dir"`
-	WorkDir  string   `yaml:"work_dir"`
-	Token    Secret   `yaml:"token"` // default for repositories without their own
-	Timeout  Duration `yaml:"timeout"`
+	CacheDir string `yaml:"cache_dir"`
+	WorkDir  string `yaml:"work_dir"`
+	// Token is sent, over https only, to the host of github.url, for repositories fetched from
+	// there without a token of their own.
+	Token   Secret   `yaml:"token"`
+	Timeout Duration `yaml:"timeout"`
+	// AllowInsecureURLs lets clone URLs (and github.url) be plain http, file:// or a local path.
+	// No token is ever sent over them. For tests and local mirrors only.
+	AllowInsecureURLs bool `yaml:"allow_insecure_urls"`
+}
+
+// GitHub is where repositories without a clone_url of their own are fetched from.
+type GitHub struct {
+	URL string `yaml:"url"` // base URL; a repository's clone URL is URL/owner/name.git
 }
 
 // Docker configures how Slipway reaches the container engine that builds and runs images.
@@ -103,12 +132,26 @@ type Queue struct {
 	BackoffBase   Duration `yaml:"backoff_base"`
 }
 
-// Repository is one repository Slipway accepts pushes from.
+// Repository is one repository Slipway accepts pushes from. Validate canonicalises it: the name
+// lower-cased (GitHub's names are case-insensitive), the clone URL defaulted.
 type Repository struct {
-	Name     string   `yaml:"name"`      // owner/name, matched case-insensitively
-	CloneURL string   `yaml:"clone_url"` // default: the clone_url of the push payload
+	Name     string   `yaml:"name"`      // owner/name
+	CloneURL string   `yaml:"clone_url"` // default: github.url/owner/name.git; never the payload's
 	Branches []string `yaml:"branches"`  // path.Match patterns; default: every branch
-	Token    Secret   `yaml:"token"`     // git token for private repositories; default git.token
+	// Token is sent, over https only, to the clone URL's host; default git.token when the clone
+	// URL is on github.url's host.
+	Token Secret `yaml:"token"`
+	// WebhookSecret signs this repository's deliveries, in place of its organisation's and the
+	// global ones; several while rotating.
+	WebhookSecret Secrets `yaml:"webhook_secret"`
+}
+
+// Org holds what a GitHub organisation (or user) shares across its repositories.
+type Org struct {
+	Name string `yaml:"name"` // the login, as in owner/name
+	// WebhookSecret signs the deliveries of its repositories that have no secret of their own,
+	// in place of the global ones; several while rotating.
+	WebhookSecret Secrets `yaml:"webhook_secret"`
 }
 
 // Duration is a time.Duration written as "30s" in YAML.
@@ -137,6 +180,7 @@ func Defaults() Config {
 		Webhook:      Webhook{MaxBodyBytes: 25 << 20},
 		PipelineFile: ".slipway.yml",
 		Git:          Git{CacheDir: "/var/lib/slipway/git", Timeout: Duration(10 * time.Minute)},
+		GitHub:       GitHub{URL: "https://github.com"},
 		Docker:       Docker{Binary: "docker", BuildKit: "auto"},
 		Stages:       Stages{Build: Duration(30 * time.Minute), Push: Duration(10 * time.Minute), Deploy: Duration(15 * time.Minute)},
 		Queue: Queue{
@@ -159,12 +203,8 @@ func Load(explicitPath string, env []string) (Config, error) {
 		file = vars["SLIPWAY_CONFIG"]
 	}
 	if file != "" {
-		data, err := os.ReadFile(file)
-		if err != nil {
-			return Config{}, fmt.Errorf("config: SLIPWAY_CONFIG: %w", err)
-		}
-		if err := yaml.UnmarshalWithOptions(data, &cfg, yaml.Strict()); err != nil {
-			return Config{}, fmt.Errorf("config: %s: %s", file, yaml.FormatError(err, false, true))
+		if err := decodeFile(file, &cfg); err != nil {
+			return Config{}, fmt.Errorf("config: %w", err)
 		}
 	}
 	if err := applyEnv(&cfg, vars); err != nil {
@@ -268,7 +308,10 @@ func applyEnv(cfg *Config, vars map[string]string) error {
 	str("SLIPWAY_PIPELINE_FILE", &cfg.PipelineFile)
 	str("SLIPWAY_GIT_CACHE_DIR", &cfg.Git.CacheDir)
 	str("SLIPWAY_GIT_WORK_DIR", &cfg.Git.WorkDir)
+	str("SLIPWAY_STATE_DIR", &cfg.StateDir)
 	secret("SLIPWAY_GIT_TOKEN", &cfg.Git.Token)
+	boolean("SLIPWAY_GIT_ALLOW_INSECURE_URLS", &cfg.Git.AllowInsecureURLs)
+	str("SLIPWAY_GITHUB_URL", &cfg.GitHub.URL)
 	str("SLIPWAY_DOCKER_BINARY", &cfg.Docker.Binary)
 	str("SLIPWAY_DOCKER_HOST", &cfg.Docker.Host)
 	str("SLIPWAY_DOCKER_BUILD_NETWORK", &cfg.Docker.BuildNetwork)
@@ -298,7 +341,8 @@ func applyEnv(cfg *Config, vars map[string]string) error {
 	return errors.Join(errs...)
 }
 
-// Validate checks every key and names each bad one.
+// Validate checks every key and names each bad one. It also canonicalises repositories and orgs
+// (names lower-cased, clone URLs defaulted from github.url); doing so twice changes nothing.
 func (c *Config) Validate() error {
 	var errs []error
 	bad := func(key, format string, args ...any) {
@@ -316,7 +360,7 @@ func (c *Config) Validate() error {
 		bad("workers (SLIPWAY_WORKERS)", "%d is out of range 1..256", c.Workers)
 	}
 	if c.Builds < 0 || c.Builds > 256 {
-		bad("builds (SLIPWAY_BUILDS)", "%d is out of range 0..256 (0: one per CPU)", c.Builds)
+		bad("builds (SLIPWAY_BUILDS)", "%d is out of range 0..256 (0: two per CPU)", c.Builds)
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":
@@ -382,32 +426,27 @@ func (c *Config) Validate() error {
 			bad(fmt.Sprintf("api.tokens[%d] (SLIPWAY_API_TOKENS)", i), "too short (at least 16 characters)")
 		}
 	}
-	seen := map[string]bool{}
-	for i, r := range c.Repositories {
-		key := fmt.Sprintf("repositories[%d]", i)
-		owner, name, ok := strings.Cut(r.Name, "/")
-		if !ok || owner == "" || name == "" || strings.Contains(name, "/") {
-			bad(key+".name", "%q is not owner/name", r.Name)
-		}
-		if seen[strings.ToLower(r.Name)] {
-			bad(key+".name", "%q is listed twice", r.Name)
-		}
-		seen[strings.ToLower(r.Name)] = true
-		for j, b := range r.Branches {
-			if _, err := path.Match(b, ""); err != nil || b == "" {
-				bad(fmt.Sprintf("%s.branches[%d]", key, j), "%q is not a valid pattern", b)
-			}
-		}
-	}
+	c.validateRepositories(bad)
 	return errors.Join(errs...)
 }
 
-// ValidateServe checks what only `slipway serve` needs.
+// ValidateServe checks what only `slipway serve` needs: a secret for every repository's
+// deliveries (its own, its organisation's or a global one).
 func (c *Config) ValidateServe() error {
-	if len(c.Webhook.Secrets) == 0 {
-		return errors.New("webhook.secrets (SLIPWAY_WEBHOOK_SECRET): at least one secret is required")
+	if len(c.Webhook.Secrets) > 0 {
+		return nil
 	}
-	return nil
+	var errs []error
+	for i, r := range c.Repositories {
+		if len(c.WebhookSecrets(r.Name)) == 0 {
+			errs = append(errs, fmt.Errorf("repositories[%d].webhook_secret: %s has no webhook secret: give it one, "+
+				"its organisation one (orgs[].webhook_secret), or set webhook.secrets (SLIPWAY_WEBHOOK_SECRET)", i, r.Name))
+		}
+	}
+	if len(c.Repositories) == 0 {
+		errs = append(errs, errors.New("webhook.secrets (SLIPWAY_WEBHOOK_SECRET): at least one secret is required"))
+	}
+	return errors.Join(errs...)
 }
 
 // MigrateFirst reports whether serve migrates on start (default yes).

@@ -135,6 +135,7 @@ func chaosStartReplicas(t *testing.T, cfg chaosConfig, bin, dbURL, cloneURL stri
 	env := []string{
 		"SLIPWAY_DATABASE_URL=" + dbURL,
 		"SLIPWAY_WEBHOOK_SECRET=" + webhookSecret,
+		"SLIPWAY_GIT_ALLOW_INSECURE_URLS=true",
 		"SLIPWAY_API_TOKENS=" + apiToken,
 		"SLIPWAY_LOG_FORMAT=text",
 		"SLIPWAY_LOG_LEVEL=debug",

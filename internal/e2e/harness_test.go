@@ -201,6 +201,10 @@ func launch(t testing.TB, bin, dbURL, probe string, env ...string) *server {
 		"SLIPWAY_GIT_CACHE_DIR="+filepath.Join(t.TempDir(), "git"),
 		"SLIPWAY_GIT_WORK_DIR="+t.TempDir(),
 		"SLIPWAY_QUEUE_POLL_INTERVAL=200ms",
+		// The tests' repositories are local paths and http test servers; a repository without a
+		// clone_url would be fetched from GitHub, which must fail fast here.
+		"SLIPWAY_GIT_ALLOW_INSECURE_URLS=true",
+		"SLIPWAY_GITHUB_URL=https://github.invalid",
 	)
 	cmd.Env = append(cmd.Env, env...)
 	s := &server{t: t, cmd: cmd, URL: "http://" + addr, logs: &syncBuffer{}, done: make(chan error, 1)}

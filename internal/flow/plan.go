@@ -18,7 +18,7 @@ import (
 // PlannerConfig configures a Planner.
 type PlannerConfig struct {
 	Filename string          // the pipeline file, default .slipway.yml
-	Policy   pipeline.Policy // which repositories may deploy to which targets
+	Policy   pipeline.Policy // which repositories may deploy to which targets, and push which images
 	Tokens   TokenFunc
 }
 
@@ -51,6 +51,9 @@ func (p *Planner) Handle(ctx context.Context, job queue.Job) error {
 		return queue.Permanent(fmt.Errorf("no %s at commit %s (or the commit is not in %s)", p.cfg.Filename, short(run.AfterSHA), run.Repo))
 	case errors.Is(err, source.ErrInvalidSHA), errors.Is(err, source.ErrInvalidRepo), errors.Is(err, source.ErrTooLarge):
 		return queue.Permanent(err)
+	case errors.Is(err, source.ErrNotRegular):
+		return queue.Permanent(fmt.Errorf("%s at commit %s must be a file, not a symlink, a directory or a submodule "+
+			"(symlinks are not followed): %w", p.cfg.Filename, short(run.AfterSHA), err))
 	case err != nil:
 		return fmt.Errorf("reading %s: %w", p.cfg.Filename, err) // network trouble: retry
 	}
@@ -58,9 +61,16 @@ func (p *Planner) Handle(ctx context.Context, job queue.Job) error {
 	if err != nil {
 		return queue.Permanent(fmt.Errorf("invalid pipeline file:\n%w", err))
 	}
-	changed, all, err := p.src.ChangedPaths(ctx, repo, run.BeforeSHA, run.AfterSHA)
-	if err != nil {
-		return fmt.Errorf("listing changed paths: %w", err)
+	// No before commit is a new branch, as GitHub's all zeros are: every path counts as changed.
+	before := cmp.Or(run.BeforeSHA, newBranch)
+	changed, all, err := p.src.ChangedPaths(ctx, repo, before, run.AfterSHA)
+	switch {
+	case errors.Is(err, source.ErrInvalidSHA):
+		return queue.Permanent(fmt.Errorf("listing changed paths: the push's before commit: %w", err))
+	case errors.Is(err, source.ErrInvalidRepo):
+		return queue.Permanent(fmt.Errorf("listing changed paths: %w", err))
+	case err != nil:
+		return fmt.Errorf("listing changed paths: %w", err) // network trouble: retry
 	}
 	specs := file.Plan(run.Branch, changed, all)
 	if len(specs) == 0 {
@@ -73,7 +83,12 @@ func (p *Planner) Handle(ctx context.Context, job queue.Job) error {
 		dest := spec.Destination
 		nd := deploy.NewDeployment{RunID: run.ID, Repo: run.Repo, Service: dest.Service, Environment: dest.Environment,
 			Platform: dest.Platform, Spec: spec, CommitSHA: run.AfterSHA}
-		if err := p.cfg.Policy.Check(run.Repo, dest); err != nil {
+		// The target, and the image: its registry host is one the server will contact.
+		err := p.cfg.Policy.Check(run.Repo, dest)
+		if err == nil {
+			err = p.cfg.Policy.CheckImage(run.Repo, spec.Build.Image)
+		}
+		if err != nil {
 			nd.Error = err.Error()
 			refused = append(refused, nd)
 			continue
@@ -98,6 +113,9 @@ func (p *Planner) Handle(ctx context.Context, job queue.Job) error {
 	}
 	return nil
 }
+
+// newBranch is the before commit of a push that created its branch.
+const newBranch = "0000000000000000000000000000000000000000"
 
 func short(sha string) string {
 	if len(sha) > 12 {

@@ -20,6 +20,7 @@ import (
 	"github.com/slipway-dev/slipway/internal/deploy"
 	"github.com/slipway-dev/slipway/internal/dockercli"
 	"github.com/slipway-dev/slipway/internal/engine"
+	"github.com/slipway-dev/slipway/internal/repofs"
 )
 
 // BuildKit modes of Config.BuildKit.
@@ -142,50 +143,51 @@ func (b *Builder) env(buildKit bool) []string {
 	return b.cfg.Engine.Env(set)
 }
 
-// buildPaths are a request's paths made absolute and checked to stay inside its Dir.
+// buildPaths are a request's paths made absolute, symlinks resolved, and checked to stay inside
+// its Dir; the rel fields are the same paths relative to Dir, for reading them through a
+// repofs.Dir.
 type buildPaths struct {
 	context    string
 	dockerfile string
+
+	contextRel    string
+	dockerfileRel string
 }
 
 // resolvePaths refuses a context or Dockerfile outside req.Dir, symlinks included: the pipeline
 // file comes from the repository, and a Dockerfile that is a link to a host file would show that
-// file's lines in a parse error, in the build log.
+// file's lines in a parse error, in the build log. The check is repofs's, as for every file of a
+// checkout the server reads.
 func resolvePaths(req deploy.BuildRequest) (buildPaths, error) {
 	if req.Dir == "" || !filepath.IsAbs(req.Dir) {
 		return buildPaths{}, fmt.Errorf("checkout dir %q is not an absolute path", req.Dir)
 	}
-	ctxDir, err := resolveInside(req.Dir, cmp.Or(req.Context, "."))
+	d, err := repofs.Open(req.Dir)
 	if err != nil {
-		return buildPaths{}, fmt.Errorf("build context: %w", err)
+		return buildPaths{}, err
 	}
+	defer d.Close()
+	return resolveIn(d, req)
+}
+
+// resolveIn is resolvePaths in a checkout already open.
+func resolveIn(d *repofs.Dir, req deploy.BuildRequest) (buildPaths, error) {
 	rel := req.Dockerfile
 	if rel == "" {
 		rel = filepath.Join(cmp.Or(req.Context, "."), "Dockerfile")
 	}
-	dockerfile, err := resolveInside(req.Dir, rel)
-	if err != nil {
+	var (
+		p   buildPaths
+		err error
+	)
+	if p.context, err = d.RealPath(cmp.Or(req.Context, ".")); err != nil {
+		return buildPaths{}, fmt.Errorf("build context: %w", err)
+	}
+	if p.dockerfile, err = d.RealPath(rel); err != nil {
 		return buildPaths{}, fmt.Errorf("dockerfile: %w", err)
 	}
-	return buildPaths{context: ctxDir, dockerfile: dockerfile}, nil
-}
-
-// resolveInside returns dir/rel with symlinks resolved, or an error if it is not inside dir.
-func resolveInside(dir, rel string) (string, error) {
-	if !filepath.IsLocal(rel) && filepath.Clean(rel) != "." {
-		return "", fmt.Errorf("%q is not a path inside the checkout", rel)
-	}
-	root, err := filepath.EvalSymlinks(dir)
-	if err != nil {
-		return "", fmt.Errorf("resolving checkout dir: %w", err)
-	}
-	p, err := filepath.EvalSymlinks(filepath.Join(root, rel))
-	if err != nil {
-		return "", fmt.Errorf("resolving %q: %w", rel, err)
-	}
-	if r, err := filepath.Rel(root, p); err != nil || !(r == "." || filepath.IsLocal(r)) {
-		return "", fmt.Errorf("%q leads outside the checkout (to %s)", rel, p)
-	}
+	p.contextRel, _ = filepath.Rel(d.Name(), p.context)
+	p.dockerfileRel, _ = filepath.Rel(d.Name(), p.dockerfile)
 	return p, nil
 }
 

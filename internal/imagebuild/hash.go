@@ -10,11 +10,11 @@ import (
 	"io"
 	"io/fs"
 	"maps"
-	"os"
 	"path/filepath"
 	"slices"
 
 	"github.com/slipway-dev/slipway/internal/deploy"
+	"github.com/slipway-dev/slipway/internal/repofs"
 )
 
 // InputsHash is a stable digest (24 hex characters of SHA-256) of everything in req that
@@ -31,15 +31,36 @@ import (
 // simple pattern (see parseIgnore): with "!" exceptions, "**" or a Dockerfile-specific
 // <Dockerfile>.dockerignore it hashes every file, since hashing too much only costs a rebuild and
 // hashing too little would reuse a stale image.
-func InputsHash(req deploy.BuildRequest) (string, error) {
-	p, err := resolvePaths(req)
+//
+// The checkout is the repository's, so it is read through repofs, within the default Limits: a
+// named pipe, device or socket, a link out of the checkout where a file is read, or a context
+// above the limits fails with the reason (see Hasher).
+func InputsHash(req deploy.BuildRequest) (string, error) { return Hasher{}.InputsHash(req) }
+
+// Hasher is InputsHash within Limits; its zero value has repofs's defaults (2 GiB of files,
+// 250,000 files and directories, 256 levels).
+type Hasher struct {
+	Limits repofs.Limits
+}
+
+// InputsHash is the package's InputsHash within hs.Limits.
+func (hs Hasher) InputsHash(req deploy.BuildRequest) (string, error) {
+	if req.Dir == "" || !filepath.IsAbs(req.Dir) {
+		return "", fmt.Errorf("hashing build inputs: checkout dir %q is not an absolute path", req.Dir)
+	}
+	d, err := repofs.Open(req.Dir)
+	if err != nil {
+		return "", fmt.Errorf("hashing build inputs: %w", err)
+	}
+	defer d.Close()
+	p, err := resolveIn(d, req)
 	if err != nil {
 		return "", fmt.Errorf("hashing build inputs: %w", err)
 	}
 	h := sha256.New()
 	writeField(h, "slipway-build-inputs-v1")
 
-	df, err := os.ReadFile(p.dockerfile)
+	df, err := d.ReadFile(p.dockerfileRel, maxControlFile)
 	if err != nil {
 		return "", fmt.Errorf("hashing build inputs: reading dockerfile: %w", err)
 	}
@@ -53,12 +74,12 @@ func InputsHash(req deploy.BuildRequest) (string, error) {
 		writeField(h, req.BuildArgs[k])
 	}
 
-	ignore, err := loadIgnore(p)
+	ignore, err := loadIgnore(d, p)
 	if err != nil {
 		return "", fmt.Errorf("hashing build inputs: %w", err)
 	}
 	writeField(h, "context")
-	if err := hashTree(h, p.context, ignore); err != nil {
+	if err := hashTree(h, d, p.contextRel, ignore, hs.Limits); err != nil {
 		return "", fmt.Errorf("hashing build context %s: %w", cmp.Or(req.Context, "."), err)
 	}
 	return hex.EncodeToString(h.Sum(nil))[:24], nil
@@ -73,63 +94,42 @@ func writeField(h hash.Hash, s string) {
 	io.WriteString(h, s)
 }
 
-// hashTree walks root in lexical order (WalkDir's), so the order is the same everywhere.
-func hashTree(h hash.Hash, root string, ignore *ignoreRules) error {
-	return filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, err := filepath.Rel(root, path)
-		if err != nil {
-			return err
-		}
-		rel = filepath.ToSlash(rel)
-		if rel == "." {
-			return nil
-		}
-		if ignore.excludes(rel) {
-			if d.IsDir() {
-				return filepath.SkipDir
+// hashTree walks the context in lexical order (repofs.Walk's, which is WalkDir's), so the order
+// is the same everywhere.
+func hashTree(h hash.Hash, d *repofs.Dir, context string, ignore *ignoreRules, lim repofs.Limits) error {
+	return d.Walk(context, lim, func(e repofs.Entry) error {
+		mode := e.Info.Mode()
+		if ignore.excludes(e.Path) {
+			if mode.IsDir() {
+				return fs.SkipDir
 			}
 			return nil
 		}
-		info, err := d.Info()
-		if err != nil {
-			return err
-		}
-		mode := info.Mode()
-		writeField(h, rel)
+		writeField(h, e.Path)
 		writeField(h, fmt.Sprintf("%o", mode.Perm()|mode&(fs.ModeSetuid|fs.ModeSetgid|fs.ModeSticky)))
 		switch {
 		case mode.IsDir():
 			writeField(h, "dir")
 		case mode.IsRegular():
 			writeField(h, "file")
-			return hashFile(h, path)
-		case mode&fs.ModeSymlink != 0:
-			target, err := os.Readlink(path)
-			if err != nil {
-				return err
-			}
+			return hashFile(h, e)
+		default: // the walk refuses everything else
 			writeField(h, "symlink")
-			writeField(h, target)
-		default:
-			// Sockets, fifos, devices: docker cannot send their content either.
-			writeField(h, "other "+mode.Type().String())
+			writeField(h, e.Target)
 		}
 		return nil
 	})
 }
 
-func hashFile(h hash.Hash, path string) error {
-	f, err := os.Open(path)
+func hashFile(h hash.Hash, e repofs.Entry) error {
+	f, err := e.Open()
 	if err != nil {
 		return err
 	}
 	defer f.Close()
 	fh := sha256.New()
 	if _, err := io.Copy(fh, f); err != nil {
-		return fmt.Errorf("reading %s: %w", path, err)
+		return fmt.Errorf("reading %s: %w", e.Path, err)
 	}
 	writeField(h, string(fh.Sum(nil)))
 	return nil

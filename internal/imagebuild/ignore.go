@@ -4,13 +4,17 @@ import (
 	"bufio"
 	"bytes"
 	"errors"
-	"fmt"
 	"io/fs"
-	"os"
 	"path"
 	"path/filepath"
 	"strings"
+
+	"github.com/slipway-dev/slipway/internal/repofs"
 )
+
+// maxControlFile bounds the Dockerfile and .dockerignore files, which the server reads whole to
+// hash them and the docker CLI reads whole to build. Real ones are a few kilobytes.
+const maxControlFile = 4 << 20
 
 // ignoreRules is the subset of .dockerignore that InputsHash honours: lines of path.Match
 // patterns ("*", "?", "[…]") against the slash-separated path relative to the context; a pattern
@@ -21,17 +25,30 @@ type ignoreRules struct {
 
 // loadIgnore reads the context's .dockerignore. It returns nil (hash everything) when BuildKit
 // would read <Dockerfile>.dockerignore instead, or when a line uses what parseIgnore does not
-// understand.
-func loadIgnore(p buildPaths) (*ignoreRules, error) {
-	if _, err := os.Lstat(p.dockerfile + ".dockerignore"); err == nil {
+// understand. Either file must be a regular file inside the checkout within maxControlFile:
+// docker's CLI reads them too, and a link to /dev/zero must fail the deployment here, with the
+// reason, rather than exhaust the memory of the server or of docker.
+func loadIgnore(d *repofs.Dir, p buildPaths) (*ignoreRules, error) {
+	specific := p.dockerfileRel + ".dockerignore"
+	if _, err := d.Lstat(specific); err == nil {
+		f, err := d.Open(specific, maxControlFile)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, nil // a dangling link: docker finds no file either
+		}
+		if err != nil {
+			return nil, err
+		}
+		f.Close()
 		return nil, nil
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return nil, err
 	}
-	data, err := os.ReadFile(filepath.Join(p.context, ".dockerignore"))
+	data, err := d.ReadFile(filepath.Join(p.contextRel, ".dockerignore"), maxControlFile)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("reading .dockerignore: %w", err)
+		return nil, err
 	}
 	return parseIgnore(data), nil
 }

@@ -40,15 +40,23 @@ func (p Policy) Adopts(t deploy.Destination) bool {
 	return false
 }
 
-// Rule allows the repositories matching Repo to deploy to the targets matching any of Targets.
+// Rule allows the repositories matching Repo to deploy to the targets matching any of Targets,
+// and to push to (and deploy) the image repositories matching any of Images.
 //
 // Repo is "owner/name" or a path.Match glob like "owner/*" ("*/*" for every repository), compared
 // case-insensitively as GitHub does. A target pattern is "kind:name" with kind ecs, swarm or
 // docker and name a path.Match glob over "cluster/service" for ecs (so "ecs:prod/*", and
 // "ecs:*/*" for every ECS service), the service for swarm and the container for docker.
+//
+// An image pattern is "host[:port]/path", a glob as the pipeline file's paths are (* within a
+// segment, ** across them): "registry.example.com/acme/*", "registry.example.com/acme/**". It
+// must name the registry host, since the host is what a pipeline file could otherwise point the
+// server at; Docker Hub is docker.io (an image "acme/api" is docker.io/acme/api). A rule without
+// Images allows any image, as rules did before they had them: give every rule its images.
 type Rule struct {
 	Repo    string   `json:"repo" yaml:"repo"`
 	Targets []string `json:"targets" yaml:"targets"`
+	Images  []string `json:"images,omitempty" yaml:"images"`
 }
 
 // Validate reports malformed rules, so that a bad config stops the server at start-up instead
@@ -65,6 +73,13 @@ func (p Policy) Validate() error {
 		for _, t := range r.Targets {
 			if err := validTargetPattern(t); err != nil {
 				errs = append(errs, fmt.Errorf("policy rule %d (%s): target %q: %w", i+1, r.Repo, t, err))
+			}
+		}
+	}
+	for i, r := range p.Rules {
+		for _, im := range r.Images {
+			if err := validImagePattern(im); err != nil {
+				errs = append(errs, fmt.Errorf("policy rule %d (%s): image %q: %w", i+1, r.Repo, im, err))
 			}
 		}
 	}
@@ -93,11 +108,41 @@ func (p Policy) Check(repo string, t deploy.Destination) error {
 		repo, t.Service, t.Environment, t.Ref(), ErrNotAllowed)
 }
 
-func (r Rule) allows(repo string, t deploy.Destination) bool {
+// CheckImage returns nil if repo may push to and deploy the image repository image (a pipeline
+// file's image, without tag), and otherwise an error wrapping ErrNotAllowed that names the
+// repository, the image and its registry host. A rule of repo without images allows any image.
+func (p Policy) CheckImage(repo, image string) error {
+	if p.AllowAll {
+		return nil
+	}
+	name := normalizeImage(image)
+	for _, r := range p.Rules {
+		if !r.matchesRepo(repo) {
+			continue
+		}
+		if len(r.Images) == 0 {
+			return nil
+		}
+		for _, pat := range r.Images {
+			if validImagePattern(pat) == nil && matchGlob(strings.ToLower(pat), name) {
+				return nil
+			}
+		}
+	}
+	host, _, _ := strings.Cut(name, "/")
+	return fmt.Errorf("repository %s may not push image %s (registry %s): %w", repo, image, host, ErrNotAllowed)
+}
+
+func (r Rule) matchesRepo(repo string) bool {
 	if validRepoPattern(r.Repo) != nil {
 		return false
 	}
-	if ok, _ := path.Match(strings.ToLower(r.Repo), strings.ToLower(repo)); !ok {
+	ok, _ := path.Match(strings.ToLower(r.Repo), strings.ToLower(repo))
+	return ok
+}
+
+func (r Rule) allows(repo string, t deploy.Destination) bool {
+	if !r.matchesRepo(repo) {
 		return false
 	}
 	for _, pat := range r.Targets {
@@ -153,4 +198,31 @@ func validTargetPattern(p string) error {
 		return errors.New("invalid glob syntax")
 	}
 	return nil
+}
+
+// normalizeImage spells an image repository as Docker resolves it, lower-cased: with its
+// registry host, docker.io when it names none (its first segment then has no dot or port and is
+// not localhost), and Docker Hub's library/ for a one-segment name.
+func normalizeImage(image string) string {
+	image = strings.ToLower(image)
+	first, rest, ok := strings.Cut(image, "/")
+	switch {
+	case !ok:
+		return "docker.io/library/" + image
+	case strings.ContainsAny(first, ".:") || first == "localhost":
+		return image
+	default:
+		return "docker.io/" + first + "/" + rest
+	}
+}
+
+func validImagePattern(p string) error {
+	host, rest, ok := strings.Cut(p, "/")
+	if !ok || rest == "" || !(strings.ContainsAny(host, ".:") || host == "localhost") || strings.Trim(host, "*?.:") == "" {
+		return errors.New(`must start with a registry host, like registry.example.com/acme/* (docker.io/… for Docker Hub)`)
+	}
+	if strings.Contains(rest, ":") || strings.Contains(rest, "@") {
+		return errors.New("is an image repository: no tag or digest")
+	}
+	return validGlob(p)
 }

@@ -127,3 +127,83 @@ func TestPolicyAdopts(t *testing.T) {
 		t.Error("a malformed adopt pattern was accepted")
 	}
 }
+
+// Issue 7, item 11: the policy did not say which image repositories a repository may push to,
+// so a pipeline file could make the server contact any registry host. A rule's images limit
+// them; allow_all still allows every image, and a rule without images any (as before).
+func TestPolicyCheckImage(t *testing.T) {
+	policy := Policy{Rules: []Rule{
+		{Repo: "acme/shop", Targets: []string{"swarm:*"}, Images: []string{"registry.example.com/acme/*", "registry.example.com:5000/shop/**"}},
+		{Repo: "acme/*", Targets: []string{"docker:*"}, Images: []string{"docker.io/acme/*"}},
+		{Repo: "legacy/app", Targets: []string{"docker:*"}},
+	}}
+	tests := []struct {
+		name   string
+		policy Policy
+		repo   string
+		image  string
+		ok     bool
+	}{
+		{"listed host and path", policy, "acme/shop", "registry.example.com/acme/api", true},
+		{"host compared case-insensitively", policy, "acme/shop", "Registry.Example.COM/acme/api", true},
+		{"* stays within a path segment", policy, "acme/shop", "registry.example.com/acme/team/api", false},
+		{"** crosses segments", policy, "acme/shop", "registry.example.com:5000/shop/a/b", true},
+		{"port is part of the host", policy, "acme/shop", "registry.example.com:5001/shop/a", false},
+		{"another registry host", policy, "acme/shop", "evil.example.net/acme/api", false},
+		{"an internal address", policy, "acme/shop", "169.254.169.254/acme/api", false},
+		{"a host prefix is not the host", policy, "acme/shop", "registry.example.com.evil.net/acme/api", false},
+		{"Docker Hub short names are docker.io", policy, "acme/blog", "acme/blog", true},
+		{"Docker Hub of another owner", policy, "acme/blog", "evil/blog", false},
+		{"a rule of another repository does not count", policy, "acme/blog", "registry.example.com/acme/api", false},
+		{"repository with no rule", policy, "other/repo", "docker.io/acme/x", false},
+		{"rule without images", policy, "legacy/app", "anywhere.example.org/x", true},
+		{"allow_all", Policy{AllowAll: true}, "acme/shop", "evil.example.net/x", true},
+		{"empty policy", Policy{}, "acme/shop", "registry.example.com/acme/api", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tt.policy.CheckImage(tt.repo, tt.image)
+			if tt.ok {
+				if err != nil {
+					t.Errorf("CheckImage: %v", err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatal("CheckImage allowed it")
+			}
+			if !errors.Is(err, ErrNotAllowed) {
+				t.Errorf("error does not wrap ErrNotAllowed: %v", err)
+			}
+			for _, s := range []string{tt.repo, tt.image} {
+				if !strings.Contains(err.Error(), s) {
+					t.Errorf("error %q does not name %q", err, s)
+				}
+			}
+		})
+	}
+}
+
+func TestPolicyValidateImages(t *testing.T) {
+	for pattern, want := range map[string]string{
+		"registry.example.com/acme/*":   "",
+		"*.example.com/acme/**":         "",
+		"localhost:5000/**":             "",
+		"docker.io/library/*":           "",
+		"acme/*":                        "registry host",
+		"*/acme/*":                      "registry host",
+		"**":                            "registry host",
+		"registry.example.com":          "registry host",
+		"registry.example.com/[":        "invalid glob",
+		"registry.example.com/a**/b":    "whole path segment",
+		"registry.example.com/acme/x:1": "tag",
+	} {
+		err := Policy{Rules: []Rule{{Repo: "a/b", Targets: []string{"docker:*"}, Images: []string{pattern}}}}.Validate()
+		switch {
+		case want == "" && err != nil:
+			t.Errorf("%s: %v", pattern, err)
+		case want != "" && (err == nil || !strings.Contains(err.Error(), want)):
+			t.Errorf("%s: Validate = %v, want %q", pattern, err, want)
+		}
+	}
+}

@@ -5,29 +5,28 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"path"
 	"path/filepath"
-	"strings"
 
 	"github.com/slipway-dev/slipway/internal/deploy"
+	"github.com/slipway-dev/slipway/internal/repofs"
 )
 
 // CheckInRepo checks every service's context and dockerfile against a checkout of the commit at
-// root: each must exist, be a directory (context) or a regular file (dockerfile), and resolve,
-// after following symlinks, to a place inside root. A repository can hold a symlink to /etc or to
-// the server's own files, and docker build would follow it for the Dockerfile.
+// root: each must exist, be a directory (context) or a regular file (dockerfile), and stay inside
+// root, symlinks followed. A repository can hold a symlink to /etc or to the server's own files,
+// and docker build would follow it for the Dockerfile; a FIFO or a device node where the
+// Dockerfile should be would hang or flood the docker CLI. The check is repofs's, the one every
+// read of a checkout goes through; nothing is opened here.
 //
 // The returned error is an ErrorList naming the service and key, or a plain error if root itself
-// cannot be resolved.
+// cannot be opened.
 func (f *File) CheckInRepo(root string) error {
-	realRoot, err := filepath.EvalSymlinks(root)
+	d, err := repofs.Open(root)
 	if err != nil {
 		return fmt.Errorf("resolving repository checkout %s: %w", root, err)
 	}
-	if realRoot, err = filepath.Abs(realRoot); err != nil {
-		return fmt.Errorf("resolving repository checkout %s: %w", root, err)
-	}
+	defer d.Close()
 	var errs ErrorList
 	add := func(p, msg string) {
 		pos := f.lookup(p)
@@ -37,11 +36,11 @@ func (f *File) CheckInRepo(root string) error {
 		s := &f.Services[i]
 		sp := child("services", s.Name)
 		context := cmp.Or(s.Context, DefaultContext)
-		if msg := checkInRepo(realRoot, context, true); msg != "" {
+		if msg := checkInRepo(d, context, true); msg != "" {
 			add(child(sp, "context"), msg)
 		}
 		dockerfile := cmp.Or(s.Dockerfile, path.Join(context, "Dockerfile"))
-		if msg := checkInRepo(realRoot, dockerfile, false); msg != "" {
+		if msg := checkInRepo(d, dockerfile, false); msg != "" {
 			add(child(sp, "dockerfile"), msg)
 		}
 	}
@@ -49,26 +48,19 @@ func (f *File) CheckInRepo(root string) error {
 	return errs.truncate(f.name).err()
 }
 
-// checkInRepo checks one repository-relative path under realRoot.
-func checkInRepo(realRoot, rel string, dir bool) string {
+// checkInRepo checks one repository-relative path of the checkout d.
+func checkInRepo(d *repofs.Dir, rel string, dir bool) string {
 	if msg := checkRepoPath(rel); msg != "" {
 		return fmt.Sprintf("%q %s", rel, msg)
 	}
-	resolved, err := filepath.EvalSymlinks(filepath.Join(realRoot, filepath.FromSlash(rel)))
+	info, err := d.Stat(filepath.FromSlash(rel))
 	switch {
+	case errors.Is(err, repofs.ErrOutside):
+		return fmt.Sprintf("%q resolves outside the repository (through a symlink)", rel)
 	case errors.Is(err, fs.ErrNotExist):
 		return fmt.Sprintf("%q does not exist in the repository at this commit", rel)
 	case err != nil:
 		return fmt.Sprintf("%q cannot be resolved: %v", rel, cause(err))
-	}
-	inside, err := filepath.Rel(realRoot, resolved)
-	if err != nil || inside == ".." || strings.HasPrefix(inside, ".."+string(filepath.Separator)) || filepath.IsAbs(inside) {
-		return fmt.Sprintf("%q resolves outside the repository (through a symlink)", rel)
-	}
-	info, err := os.Stat(resolved)
-	switch {
-	case err != nil:
-		return fmt.Sprintf("%q cannot be read: %v", rel, cause(err))
 	case dir && !info.IsDir():
 		return fmt.Sprintf("%q is not a directory", rel)
 	case !dir && !info.Mode().IsRegular():

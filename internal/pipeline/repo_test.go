@@ -2,10 +2,14 @@ package pipeline
 
 import (
 	"errors"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+
+	"github.com/slipway-dev/slipway/internal/deploy"
 )
 
 func TestCheckInRepo(t *testing.T) {
@@ -54,8 +58,42 @@ func TestCheckInRepo(t *testing.T) {
 			mustWrite(t, filepath.Join(repo, "Dockerfile"), "FROM scratch\n")
 		}, "dockerfile: dir/Dockerfile", `4:services.api.dockerfile: "dir/Dockerfile" resolves outside`},
 		{"dangling symlink", func(t *testing.T, repo string) {
-			mustSymlink(t, "/nonexistent/x", filepath.Join(repo, "Dockerfile"))
+			mustSymlink(t, "nonexistent/x", filepath.Join(repo, "Dockerfile"))
 		}, "", `"Dockerfile" does not exist`},
+		{"absolute symlink, even dangling", func(t *testing.T, repo string) {
+			mustSymlink(t, "/nonexistent/x", filepath.Join(repo, "Dockerfile"))
+		}, "", `"Dockerfile" resolves outside the repository`},
+		{"dockerfile symlink to /dev/zero", func(t *testing.T, repo string) {
+			mustSymlink(t, "/dev/zero", filepath.Join(repo, "Dockerfile"))
+		}, "", `2:services.api.dockerfile: "Dockerfile" resolves outside the repository`},
+		{"dockerfile is a FIFO", func(t *testing.T, repo string) {
+			// Opening it would block until a writer came: the check must not open it.
+			if err := syscall.Mkfifo(filepath.Join(repo, "Dockerfile"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}, "", `2:services.api.dockerfile: "Dockerfile" is not a regular file`},
+		{"dockerfile symlink to a FIFO", func(t *testing.T, repo string) {
+			if err := syscall.Mkfifo(filepath.Join(repo, "fifo"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			mustSymlink(t, "fifo", filepath.Join(repo, "Dockerfile"))
+		}, "", `"Dockerfile" is not a regular file`},
+		{"dockerfile is a device node", func(t *testing.T, repo string) {
+			if os.Geteuid() != 0 {
+				t.Skip("mknod needs root")
+			}
+			if err := syscall.Mknod(filepath.Join(repo, "Dockerfile"), syscall.S_IFCHR|0o666, 1<<8|5); err != nil {
+				t.Fatal(err)
+			}
+		}, "", `"Dockerfile" is not a regular file`},
+		{"context is a socket", func(t *testing.T, repo string) {
+			l, err := net.Listen("unix", filepath.Join(repo, "sock"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { l.Close() })
+			mustWrite(t, filepath.Join(repo, "Dockerfile"), "FROM scratch\n")
+		}, "context: sock\n    dockerfile: Dockerfile", `4:services.api.context: "sock" is not a directory`},
 		{"symlink loop", func(t *testing.T, repo string) {
 			mustSymlink(t, "loop", filepath.Join(repo, "loop"))
 		}, "context: loop", `4:services.api.context: "loop" cannot be resolved`},
@@ -99,6 +137,31 @@ func TestCheckInRepo(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestCheckBuild is the check a deployment runs on its checkout before it builds (the spec comes
+// from the database, not from a parse).
+func TestCheckBuild(t *testing.T) {
+	repo := t.TempDir()
+	mustWrite(t, filepath.Join(repo, "svc/Dockerfile"), "FROM scratch\n")
+	mustSymlink(t, "/dev/zero", filepath.Join(repo, "svc/zero.Dockerfile"))
+	if err := syscall.Mkfifo(filepath.Join(repo, "svc/fifo.Dockerfile"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		build deploy.Build
+		want  string
+	}{
+		{deploy.Build{Context: "svc"}, ""},
+		{deploy.Build{Context: "svc", Dockerfile: "svc/zero.Dockerfile"}, `services.api.dockerfile: "svc/zero.Dockerfile" resolves outside the repository`},
+		{deploy.Build{Context: "svc", Dockerfile: "svc/fifo.Dockerfile"}, `services.api.dockerfile: "svc/fifo.Dockerfile" is not a regular file`},
+		{deploy.Build{Context: "svc/Dockerfile"}, `services.api.context: "svc/Dockerfile" is not a directory`},
+	} {
+		err := CheckBuild(repo, "api", tt.build)
+		if (tt.want == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), tt.want)) {
+			t.Errorf("CheckBuild(%+v) = %v, want %q", tt.build, err, tt.want)
+		}
 	}
 }
 

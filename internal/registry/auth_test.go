@@ -9,11 +9,13 @@ import (
 	"maps"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 
 	"github.com/slipway-dev/slipway/internal/dockercli/dockertest"
+	"github.com/slipway-dev/slipway/internal/statedir"
 )
 
 func TestParseChallenge(t *testing.T) {
@@ -230,7 +232,11 @@ func TestTokenRealmMustBeHTTPS(t *testing.T) {
 }
 
 func TestWriteDockerConfig(t *testing.T) {
-	t.Setenv("TMPDIR", t.TempDir())
+	state, err := statedir.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer state.Close()
 	auth := base64.StdEncoding.EncodeToString([]byte("u:p"))
 	for _, tt := range []struct {
 		host, auth, want string
@@ -239,10 +245,13 @@ func TestWriteDockerConfig(t *testing.T) {
 		{DockerHub, auth, `{"auths":{"https://index.docker.io/v1/":{"auth":"` + auth + `"}}}`},
 		{"reg.example.com", "", `{"auths":{}}`},
 	} {
-		dir, err := writeDockerConfig(tt.host, tt.auth)
+		dir, err := writeDockerConfig(state, tt.host, tt.auth)
 		if err != nil {
 			t.Fatal(err)
 		}
 		checkDockerConfig(t, dir, tt.want)
+		if filepath.Dir(dir) != state.Path() {
+			t.Errorf("docker config in %s, not in the state dir %s", dir, state.Path())
+		}
 	}
 }

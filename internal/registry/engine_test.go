@@ -149,8 +149,6 @@ func TestPushFailures(t *testing.T) {
 // fails without showing up in errors or logs, and that the private DOCKER_CONFIG is gone after.
 func TestPushWithCredentials(t *testing.T) {
 	e := dockertest.Require(t)
-	tmp := t.TempDir()
-	t.Setenv("TMPDIR", tmp) // where Push makes its DOCKER_CONFIG, to look at it
 	const user = "deployer"
 	password := "pw-" + nonce()
 	host := startAuthRegistry(t, user, password)
@@ -167,7 +165,7 @@ func TestPushWithCredentials(t *testing.T) {
 		out := lines{each: func(string) {
 			// While docker runs: one private config holding this registry's login only.
 			once.Do(func() {
-				dirs, _ := filepath.Glob(filepath.Join(tmp, "slipway-docker-config-*"))
+				dirs, _ := filepath.Glob(filepath.Join(r.configs.Path(), "push-*"))
 				if len(dirs) != 1 {
 					t.Errorf("docker config dirs during push: %v", dirs)
 					return
@@ -184,7 +182,7 @@ func TestPushWithCredentials(t *testing.T) {
 		if err != nil || !ok || got != d {
 			t.Errorf("Digest = %q, %v, %v; want %s", got, ok, err, d)
 		}
-		noConfigLeft(t, tmp)
+		noConfigLeft(t, r)
 	})
 
 	for _, tt := range []struct {
@@ -218,7 +216,7 @@ func TestPushWithCredentials(t *testing.T) {
 				!strings.Contains(strings.ToLower(pushErr.Error()), "authentication required") {
 				t.Errorf("push error does not say why: %v", pushErr)
 			}
-			noConfigLeft(t, tmp)
+			noConfigLeft(t, r)
 		})
 	}
 }
@@ -230,9 +228,10 @@ func assertNoSecret(t *testing.T, what, text, user, password string) {
 	}
 }
 
-func noConfigLeft(t *testing.T, tmp string) {
+// noConfigLeft checks that r's pushes removed their Docker configs.
+func noConfigLeft(t *testing.T, r *Registry) {
 	t.Helper()
-	if dirs, _ := filepath.Glob(filepath.Join(tmp, "slipway-docker-config-*")); len(dirs) > 0 {
+	if dirs, _ := filepath.Glob(filepath.Join(r.configs.Path(), "push-*")); len(dirs) > 0 {
 		t.Errorf("docker config dirs left behind: %v", dirs)
 	}
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/slipway-dev/slipway/internal/deploy"
 	"github.com/slipway-dev/slipway/internal/dockercli"
+	"github.com/slipway-dev/slipway/internal/statedir"
 )
 
 // pushedRE matches docker push's last line: "latest: digest: sha256:… size: 528".
@@ -55,10 +56,12 @@ func (r *Registry) push(ctx context.Context, ref string, log deploy.LogFunc) (st
 		auth = base64.StdEncoding.EncodeToString([]byte(user + ":" + password))
 	}
 
-	dir, err := writeDockerConfig(p.Host, auth)
+	dir, err := writeDockerConfig(r.configs, p.Host, auth)
 	if err != nil {
 		return "", err
 	}
+	// Gone on every return: success, failure, ctx done (dockercli.Run has waited for docker by
+	// then). A crash leaves it to the next New's sweep of the state dir.
 	defer os.RemoveAll(dir)
 
 	var (
@@ -105,11 +108,11 @@ func (r *Registry) push(ctx context.Context, ref string, log deploy.LogFunc) (st
 	return got, nil
 }
 
-// writeDockerConfig makes a private DOCKER_CONFIG directory holding only config.json: the
-// server's credentials for this one registry, never the host user's ~/.docker and its other
-// logins or credential helpers. The caller removes it.
-func writeDockerConfig(host, auth string) (string, error) {
-	dir, err := os.MkdirTemp("", "slipway-docker-config-") // 0700
+// writeDockerConfig makes a private DOCKER_CONFIG directory in the state dir holding only
+// config.json: the server's credentials for this one registry, never the host user's ~/.docker
+// and its other logins or credential helpers. The caller removes it.
+func writeDockerConfig(state *statedir.Dir, host, auth string) (string, error) {
+	dir, err := state.MkdirTemp("push-") // 0700
 	if err != nil {
 		return "", fmt.Errorf("creating docker config dir: %w", err)
 	}

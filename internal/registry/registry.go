@@ -10,11 +10,13 @@ import (
 	"net"
 	"net/http"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"time"
 
 	"github.com/slipway-dev/slipway/internal/deploy"
 	"github.com/slipway-dev/slipway/internal/engine"
+	"github.com/slipway-dev/slipway/internal/statedir"
 )
 
 // Config configures a Registry.
@@ -26,6 +28,11 @@ type Config struct {
 	// (dockerd --insecure-registry), which likewise always includes 127.0.0.0/8.
 	Insecure []string
 	Timeout  time.Duration // per Push or Digest call; default 10m
+	// StateDir is Slipway's own state directory. Each push writes its Docker config, which holds
+	// the registry's login, under StateDir/docker-config (0700) and removes it when docker push
+	// ends; New removes what a process that died during a push left there. Default:
+	// statedir.Default().
+	StateDir string
 }
 
 // Registry pushes images and reads manifest digests. It is safe for concurrent use.
@@ -35,6 +42,8 @@ type Registry struct {
 	creds  Credentials
 	logger *slog.Logger
 	client *http.Client
+	// configs holds the per-push Docker configs.
+	configs *statedir.Dir
 }
 
 var _ deploy.Registry = (*Registry)(nil)
@@ -58,14 +67,19 @@ func New(cfg Config, creds Credentials, logger *slog.Logger) (*Registry, error) 
 	if creds == nil {
 		creds = Static(nil)
 	}
+	configs, err := statedir.Open(filepath.Join(cmp.Or(cfg.StateDir, statedir.Default()), "docker-config"))
+	if err != nil {
+		return nil, fmt.Errorf("registry: %w", err)
+	}
 	transport := http.DefaultTransport.(*http.Transport).Clone()
 	transport.ResponseHeaderTimeout = 60 * time.Second
 	return &Registry{
-		cfg:    cfg,
-		docker: docker,
-		creds:  creds,
-		logger: logger,
-		client: &http.Client{Transport: transport},
+		cfg:     cfg,
+		docker:  docker,
+		creds:   creds,
+		logger:  logger,
+		client:  &http.Client{Transport: transport},
+		configs: configs,
 	}, nil
 }
 

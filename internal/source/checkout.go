@@ -1,11 +1,14 @@
 package source
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/slipway-dev/slipway/internal/statedir"
 )
 
 // Checkout is the tree of one commit in a private directory. Dir holds the
@@ -24,6 +27,17 @@ func (co *Checkout) Close() error {
 		return fmt.Errorf("removing checkout of %s: %w", co.SHA, err)
 	}
 	return nil
+}
+
+// openWorkDir opens this process's directory for checkouts under dir (see Config.WorkDir),
+// removing what dead processes left there: a killed server's checkouts hold the repository's
+// files, and nothing else would ever remove them.
+func openWorkDir(dir string) (*statedir.Dir, error) {
+	work, err := statedir.Open(cmp.Or(dir, filepath.Join(statedir.Default(), "checkouts")))
+	if err != nil {
+		return nil, fmt.Errorf("preparing the checkout dir: %w", err)
+	}
+	return work, nil
 }
 
 // Checkout writes the files of commit sha into a fresh directory under
@@ -58,7 +72,7 @@ func (c *Cache) Checkout(ctx context.Context, repo Repo, sha string) (*Checkout,
 		return nil, fmt.Errorf("checking out %s of %q: commit %w", sha, repo.FullName, ErrNotFound)
 	}
 
-	root, err := os.MkdirTemp(c.workDir, "slipway-checkout-")
+	root, err := c.work.MkdirTemp("checkout-") // 0700
 	if err != nil {
 		return nil, fmt.Errorf("creating checkout dir: %w", err)
 	}
@@ -74,7 +88,7 @@ func (c *Cache) Checkout(ctx context.Context, repo Repo, sha string) (*Checkout,
 }
 
 func (c *Cache) materialize(ctx context.Context, mirror string, co *Checkout) error {
-	if err := os.Mkdir(co.Dir, 0o750); err != nil {
+	if err := os.Mkdir(co.Dir, 0o700); err != nil {
 		return fmt.Errorf("creating checkout dir: %w", err)
 	}
 	_, err := c.run(ctx, gitRun{

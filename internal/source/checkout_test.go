@@ -1,11 +1,13 @@
 package source
 
 import (
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 
 	"github.com/slipway-dev/slipway/internal/testenv"
@@ -49,8 +51,8 @@ func TestCheckoutOlderCommit(t *testing.T) {
 	if _, err := os.Stat(co.Dir); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("checkout dir after Close: %v, want not exist", err)
 	}
-	if entries, _ := os.ReadDir(c.workDir); len(entries) != 0 {
-		t.Errorf("work dir not empty after Close: %v", entries)
+	if left := checkoutsLeft(c); len(left) != 0 {
+		t.Errorf("work dir not empty after Close: %v", left)
 	}
 
 	co, err = c.Checkout(t.Context(), repo, head)
@@ -100,8 +102,8 @@ func TestCheckoutUnknownCommit(t *testing.T) {
 	if !errors.Is(err, ErrNotFound) {
 		t.Fatalf("Checkout of unknown commit = %v, want ErrNotFound", err)
 	}
-	if entries, _ := os.ReadDir(c.workDir); len(entries) != 0 {
-		t.Errorf("failed checkout left %v behind", entries)
+	if left := checkoutsLeft(c); len(left) != 0 {
+		t.Errorf("failed checkout left %v behind", left)
 	}
 }
 
@@ -185,5 +187,125 @@ func TestInvalidSHARejectedBeforeGit(t *testing.T) {
 	}
 	if after := readFile(t, calls); after != before {
 		t.Errorf("git ran for invalid SHAs:\n%s", strings.TrimPrefix(after, before))
+	}
+}
+
+// checkoutsLeft lists the checkouts in c's work dir.
+func checkoutsLeft(c *Cache) []string {
+	left, _ := filepath.Glob(filepath.Join(c.work.Path(), "checkout-*"))
+	return left
+}
+
+// TestNewSweepsDeadCheckouts: a server killed mid-deployment leaves its checkout (the
+// repository's files) in the work dir; the next server's New removes it, and keeps the
+// checkouts of a server still running on the same host.
+func TestNewSweepsDeadCheckouts(t *testing.T) {
+	t.Parallel()
+	src := testenv.NewGitRepo(t)
+	src.Write("secret.txt", "company source")
+	sha := src.Commit("one")
+	work := filepath.Join(t.TempDir(), "work")
+	repo := Repo{FullName: "o/r", CloneURL: src.Dir}
+
+	live := newTestCache(t, Config{WorkDir: work})
+	co, err := live.Checkout(t.Context(), repo, sha)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer co.Close()
+	// What a killed server left: a checkout as this version lays it out and as the one before did.
+	dead := []string{
+		filepath.Join(work, "slipway-checkout-1234", "src", "secret.txt"),
+		filepath.Join(work, "slipway-dead", "checkout-99", "src", "secret.txt"),
+	}
+	for _, p := range dead {
+		if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte("company source"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(work, "slipway-dead", "lock"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	mine := filepath.Join(work, "not-slipway")
+	if err := os.Mkdir(mine, 0o700); err != nil {
+		t.Fatal(err)
+	}
+
+	c := newTestCache(t, Config{WorkDir: work})
+	for _, p := range dead {
+		if _, err := os.Stat(p); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%s left by a dead server is still there (%v)", p, err)
+		}
+	}
+	if got := readFile(t, filepath.Join(co.Dir, "secret.txt")); got != "company source" {
+		t.Errorf("a running server's checkout was touched: %q", got)
+	}
+	if _, err := os.Stat(mine); err != nil {
+		t.Errorf("a directory Slipway did not make was removed: %v", err)
+	}
+
+	co2, err := c.Checkout(t.Context(), repo, sha)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer co2.Close()
+	for _, d := range []string{work, filepath.Dir(co2.Dir), co2.Dir} {
+		if fi, err := os.Stat(d); err != nil || fi.Mode().Perm() != 0o700 {
+			t.Errorf("%s: mode %v, %v; want 0700", d, fi.Mode().Perm(), err)
+		}
+	}
+}
+
+// TestCheckoutCancelled: a checkout whose context ends while git writes the files (a cancelled
+// deployment, the stage's timeout) leaves nothing behind.
+func TestCheckoutCancelled(t *testing.T) {
+	t.Parallel()
+	realGit := testenv.RequireBinary(t, "git")
+	src := testenv.NewGitRepo(t)
+	src.Write("a.txt", "1")
+	sha := src.Commit("1")
+	dir := t.TempDir()
+	started := filepath.Join(dir, "started")
+	if err := syscall.Mkfifo(started, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// git that, asked to write the files, says so and hangs.
+	wrapper := filepath.Join(dir, "git")
+	script := "#!/bin/sh\nfor a in \"$@\"; do if [ \"$a\" = read-tree ]; then echo > '" + started + "'; exec sleep 600; fi; done\n" +
+		"exec '" + realGit + "' \"$@\"\n"
+	if err := os.WriteFile(wrapper, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	c := newTestCache(t, Config{GitBinary: wrapper})
+	repo := Repo{FullName: "o/r", CloneURL: src.Dir}
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		f, err := os.Open(started) // returns once the wrapper opens it to write
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		f.Close()
+		cancel()
+	}()
+	_, err := c.Checkout(ctx, repo, sha)
+	if err == nil {
+		t.Fatal("Checkout succeeded")
+	}
+	if w, err := os.OpenFile(started, os.O_RDWR, 0); err == nil { // frees the reader, if git never came
+		w.Close()
+	}
+	<-done
+	if !errors.Is(err, context.Canceled) {
+		t.Errorf("Checkout = %v, want it cancelled", err)
+	}
+	if left := checkoutsLeft(c); len(left) != 0 {
+		t.Errorf("cancelled checkout left %v behind", left)
 	}
 }

@@ -36,7 +36,7 @@ func (c *Cache) fetch(ctx context.Context, repo Repo, want []string) error {
 	if err != nil {
 		return err
 	}
-	isHTTP, err := checkCloneURL(repo.CloneURL)
+	isHTTPS, err := checkCloneURL(repo.CloneURL)
 	if err != nil {
 		return fmt.Errorf("fetching %q: %w", repo.FullName, err)
 	}
@@ -65,7 +65,7 @@ func (c *Cache) fetch(ctx context.Context, repo Repo, want []string) error {
 		return fmt.Errorf("fetching %q: %w", repo.FullName, err)
 	}
 	var env []string
-	if isHTTP {
+	if isHTTPS {
 		env = authEnv(repo.Token)
 	}
 	// The URL is given on every fetch rather than stored as a remote, so a

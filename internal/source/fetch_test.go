@@ -67,6 +67,8 @@ func TestFetchRejectsCloneURL(t *testing.T) {
 		"relative/path",
 		"--upload-pack=touch /tmp/pwned",
 		"https://user:hunter2@example.com/repo.git",
+		"https://hunter2@127.0.0.1:1/repo.git", // a token as the user name (issue 7, item 10)
+		"http://hunter2:@127.0.0.1:1/repo.git",
 		"",
 	} {
 		err := c.Fetch(t.Context(), Repo{FullName: "o/r", CloneURL: url})

@@ -3,6 +3,7 @@ package source
 import (
 	"bytes"
 	"context"
+	"encoding/pem"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -19,8 +20,9 @@ import (
 	"github.com/slipway-dev/slipway/internal/testenv"
 )
 
-// serveRepo serves src over smart HTTP with git http-backend, behind a
-// handler that wants GitHub-style basic auth with token.
+// serveRepo serves src over smart HTTPS with git http-backend, behind a
+// handler that wants GitHub-style basic auth with token. git trusts the
+// server's certificate through GIT_SSL_CAINFO, so its test may not be parallel.
 func serveRepo(t *testing.T, src *testRepo, token string) (url string, authorized *atomic.Int32) {
 	t.Helper()
 	backend := &cgi.Handler{
@@ -33,7 +35,7 @@ func serveRepo(t *testing.T, src *testRepo, token string) (url string, authorize
 	}
 	authorized = new(atomic.Int32)
 	want := "Basic " + basicAuth(token)
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Header.Get("Authorization") != want {
 			w.Header().Set("WWW-Authenticate", `Basic realm="test"`)
 			http.Error(w, "unauthorized", http.StatusUnauthorized)
@@ -43,11 +45,16 @@ func serveRepo(t *testing.T, src *testRepo, token string) (url string, authorize
 		backend.ServeHTTP(w, r)
 	}))
 	t.Cleanup(srv.Close)
+	ca := filepath.Join(t.TempDir(), "ca.pem")
+	cert := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw})
+	if err := os.WriteFile(ca, cert, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("GIT_SSL_CAINFO", ca)
 	return srv.URL + "/" + filepath.Base(src.Dir), authorized
 }
 
-func TestFetchOverHTTP(t *testing.T) {
-	t.Parallel()
+func TestFetchOverHTTPS(t *testing.T) {
 	const token = "ghs_s3cr3tT0ken/with+odd=chars"
 	src := testenv.NewGitRepo(t)
 	src.Write("app/main.go", "package main")
@@ -202,4 +209,35 @@ func newHangingServer(t *testing.T) *hangingServer {
 	t.Cleanup(func() { close(testOver) })
 	h.url = srv.URL
 	return h
+}
+
+// Attack (issue 7, item 1): the token went over plain http to whatever server the clone URL
+// named. Over http (allowed only when the configuration says so) the fetch works for a public
+// repository, and the token never leaves the process.
+func TestTokenNeverSentOverPlainHTTP(t *testing.T) {
+	t.Parallel()
+	const token = "ghs_CANARYplainhttp"
+	src := testenv.NewGitRepo(t)
+	src.Write("a.txt", "one")
+	src.Commit("first")
+	backend := &cgi.Handler{
+		Path: testenv.RequireBinary(t, "git"),
+		Args: []string{"http-backend"},
+		Env:  append(testenv.GitEnv(t.TempDir()), "GIT_PROJECT_ROOT="+filepath.Dir(src.Dir), "GIT_HTTP_EXPORT_ALL=1"),
+	}
+	var leaked atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "" || strings.Contains(r.URL.String(), token) {
+			leaked.Add(1)
+		}
+		backend.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	c := newTestCache(t, Config{})
+	if err := c.Fetch(t.Context(), Repo{FullName: "o/r", CloneURL: srv.URL + "/" + filepath.Base(src.Dir), Token: token}); err != nil {
+		t.Fatalf("Fetch: %v", err)
+	}
+	if n := leaked.Load(); n > 0 {
+		t.Errorf("the token was sent over plain http in %d requests", n)
+	}
 }

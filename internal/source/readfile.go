@@ -3,17 +3,25 @@ package source
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io/fs"
 	"strconv"
 	"strings"
 )
 
+// ErrNotRegular reports a path that is a symlink, a directory or a submodule at
+// the commit, where ReadFile wants a file. Like ErrTooLarge it is the commit's
+// content, so retrying cannot help.
+var ErrNotRegular = errors.New("not a regular file")
+
 // ReadFile returns the content of path at commit sha without a checkout,
 // fetching first if the mirror does not have the commit. path is relative to
 // the repository root with "/" separators. It fails with ErrNotFound if the
 // commit or the file does not exist, and ErrTooLarge above
-// Config.MaxFileSize. Symlinks, directories and submodules are refused.
+// Config.MaxFileSize. Symlinks, directories and submodules are refused with
+// ErrNotRegular. It reads git's objects, never a checkout, so a symlink is
+// never followed and the read is bounded before it starts.
 func (c *Cache) ReadFile(ctx context.Context, repo Repo, sha, path string) ([]byte, error) {
 	sha, err := normalizeSHA(sha)
 	if err != nil {
@@ -39,7 +47,7 @@ func (c *Cache) ReadFile(ctx context.Context, repo Repo, sha, path string) ([]by
 		return nil, fmt.Errorf("reading %s at %s: %w", path, sha, err)
 	}
 	if e.typ != "blob" || (e.mode != "100644" && e.mode != "100755") {
-		return nil, fmt.Errorf("reading %s at %s: not a regular file (mode %s)", path, sha, e.mode)
+		return nil, fmt.Errorf("reading %s at %s: %w (mode %s)", path, sha, ErrNotRegular, e.mode)
 	}
 	if e.size > c.maxFileSize {
 		return nil, fmt.Errorf("reading %s at %s: %d bytes: %w (limit %d)", path, sha, e.size, ErrTooLarge, c.maxFileSize)

@@ -1,6 +1,7 @@
 package source
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -51,10 +52,13 @@ func (c *Cache) mirrorDir(repo Repo) (string, error) {
 }
 
 // checkCloneURL accepts the transports Slipway supports and reports whether
-// the URL is http(s), the only case where the token is sent. Credentials
-// belong in Repo.Token: a password in the URL would show up in git's argv.
-// The URL itself is never quoted in errors, in case it carries one anyway.
-func checkCloneURL(raw string) (isHTTP bool, err error) {
+// the URL is https, the only transport the token is ever sent over: never in
+// clear over http, never to a local path. Which of them a server may use is
+// its configuration's business (see Pin). Credentials belong in Repo.Token:
+// userinfo in the URL (a token as the user name, or a password) would show
+// up in git's argv, so it is refused. The URL itself is never quoted in
+// errors, in case it carries one anyway.
+func checkCloneURL(raw string) (isHTTPS bool, err error) {
 	if filepath.IsAbs(raw) {
 		return false, nil
 	}
@@ -63,16 +67,76 @@ func checkCloneURL(raw string) (isHTTP bool, err error) {
 		return false, fmt.Errorf("%w: unparsable clone URL", ErrInvalidRepo)
 	}
 	switch u.Scheme {
-	case "http", "https":
-		isHTTP = true
-	case "file":
+	case "http", "https", "file":
 	default:
 		return false, fmt.Errorf("%w: clone URL must be http(s), file:// or an absolute path", ErrInvalidRepo)
 	}
-	if _, ok := u.User.Password(); ok {
-		return false, fmt.Errorf("%w: clone URL contains a password; use Repo.Token", ErrInvalidRepo)
+	if u.User != nil {
+		return false, fmt.Errorf("%w: clone URL contains credentials; use Repo.Token", ErrInvalidRepo)
 	}
-	return isHTTP, nil
+	return u.Scheme == "https", nil
+}
+
+// RemoteFunc names where the repository fullName is fetched from and the
+// token that may be sent there ("" for none). The server's configuration
+// answers (config.Config.Remote); an error means it may not be fetched.
+type RemoteFunc func(fullName string) (cloneURL, token string, err error)
+
+// Pinned is a Cache that fetches every repository from the remote its
+// configuration names: the clone URL and token of the Repo it is given are
+// replaced, so a URL recorded with a run, let alone one a webhook sent, is
+// never contacted, and a token goes nowhere but where it is configured for.
+// It has the Cache's methods that may fetch.
+type Pinned struct {
+	cache  *Cache
+	remote RemoteFunc
+}
+
+// Pin wraps c so that every fetch goes to the remote that remote names.
+func Pin(c *Cache, remote RemoteFunc) *Pinned { return &Pinned{cache: c, remote: remote} }
+
+func (p *Pinned) pin(repo Repo) (Repo, error) {
+	cloneURL, token, err := p.remote(repo.FullName)
+	if err != nil {
+		return Repo{}, fmt.Errorf("%w: %w", ErrInvalidRepo, err)
+	}
+	return Repo{FullName: repo.FullName, CloneURL: cloneURL, Token: token}, nil
+}
+
+// Fetch is Cache.Fetch from the configured remote.
+func (p *Pinned) Fetch(ctx context.Context, repo Repo) error {
+	r, err := p.pin(repo)
+	if err != nil {
+		return err
+	}
+	return p.cache.Fetch(ctx, r)
+}
+
+// ReadFile is Cache.ReadFile from the configured remote.
+func (p *Pinned) ReadFile(ctx context.Context, repo Repo, sha, path string) ([]byte, error) {
+	r, err := p.pin(repo)
+	if err != nil {
+		return nil, err
+	}
+	return p.cache.ReadFile(ctx, r, sha, path)
+}
+
+// ChangedPaths is Cache.ChangedPaths from the configured remote.
+func (p *Pinned) ChangedPaths(ctx context.Context, repo Repo, before, after string) ([]string, bool, error) {
+	r, err := p.pin(repo)
+	if err != nil {
+		return nil, false, err
+	}
+	return p.cache.ChangedPaths(ctx, r, before, after)
+}
+
+// Checkout is Cache.Checkout from the configured remote.
+func (p *Pinned) Checkout(ctx context.Context, repo Repo, sha string) (*Checkout, error) {
+	r, err := p.pin(repo)
+	if err != nil {
+		return nil, err
+	}
+	return p.cache.Checkout(ctx, r, sha)
 }
 
 // normalizeSHA accepts exactly 40 hex characters. The value comes from a

@@ -24,6 +24,8 @@ import (
 	"path/filepath"
 	"sync"
 	"time"
+
+	"github.com/slipway-dev/slipway/internal/statedir"
 )
 
 var (
@@ -41,7 +43,10 @@ var (
 type Config struct {
 	// Dir is the root of the mirror cache; one bare repository per Repo.
 	Dir string
-	// WorkDir is where checkouts are created. Defaults to os.TempDir().
+	// WorkDir is where checkouts are created, a directory of Slipway's own: made 0700 when
+	// missing, refused when another user owns it or can write to it. Each process keeps its
+	// checkouts in a private directory there, and New removes the checkouts that processes which
+	// died left behind (see statedir). Defaults to "checkouts" in statedir.Default().
 	WorkDir string
 	// GitBinary is the git executable, looked up in PATH. Defaults to "git".
 	GitBinary string
@@ -67,7 +72,7 @@ type Repo struct {
 // several processes on one host may share the same Dir.
 type Cache struct {
 	dir         string
-	workDir     string
+	work        *statedir.Dir // this process's checkouts
 	home        string
 	git         string
 	timeout     time.Duration
@@ -91,17 +96,12 @@ func New(cfg Config, logger *slog.Logger) (*Cache, error) {
 	if err != nil {
 		return nil, fmt.Errorf("resolving cache dir: %w", err)
 	}
-	workDir, err := filepath.Abs(cmp.Or(cfg.WorkDir, os.TempDir()))
-	if err != nil {
-		return nil, fmt.Errorf("resolving work dir: %w", err)
-	}
 	gitPath, err := lookGit(cmp.Or(cfg.GitBinary, "git"))
 	if err != nil {
 		return nil, err
 	}
 	c := &Cache{
 		dir:         dir,
-		workDir:     workDir,
 		home:        filepath.Join(dir, ".home"), // mirror names never start with "."
 		git:         gitPath,
 		timeout:     cmp.Or(cfg.Timeout, 10*time.Minute),
@@ -109,12 +109,15 @@ func New(cfg Config, logger *slog.Logger) (*Cache, error) {
 		logger:      cmp.Or(logger, slog.New(slog.DiscardHandler)),
 		locks:       make(map[string]chan struct{}),
 	}
-	for _, d := range []string{c.dir, c.home, c.workDir} {
+	for _, d := range []string{c.dir, c.home} {
 		if err := os.MkdirAll(d, 0o750); err != nil {
 			return nil, fmt.Errorf("creating %s: %w", d, err)
 		}
 	}
 	if err := c.checkVersion(context.Background()); err != nil {
+		return nil, err
+	}
+	if c.work, err = openWorkDir(cfg.WorkDir); err != nil {
 		return nil, err
 	}
 	return c, nil

@@ -3,6 +3,8 @@ package store
 import (
 	"context"
 	"fmt"
+	"regexp"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 
@@ -30,6 +32,7 @@ func (s *Store) RunGet(ctx context.Context, id int64) (deploy.Run, error) {
 }
 
 // RunCreate queues a run that no webhook delivered (a manual trigger, a test) and wakes a planner.
+// The repository name is stored canonical (lower-case), the clone URL without credentials.
 func (s *Store) RunCreate(ctx context.Context, r deploy.Run) (int64, error) {
 	var id int64
 	err := s.pool.QueryRow(ctx, `
@@ -38,6 +41,15 @@ func (s *Store) RunCreate(ctx context.Context, r deploy.Run) (int64, error) {
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id
 		), n AS (SELECT pg_notify('`+ChannelWork+`', 'run') FROM r)
 		SELECT id FROM r, (SELECT count(*) FROM n) c`,
-		r.Trigger, r.Repo, r.Ref, r.Branch, r.BeforeSHA, r.AfterSHA, r.CloneURL, r.Pusher, r.Message).Scan(&id)
+		r.Trigger, strings.ToLower(r.Repo), r.Ref, r.Branch, r.BeforeSHA, r.AfterSHA, withoutCredentials(r.CloneURL), r.Pusher, r.Message).Scan(&id)
 	return id, interpret(err, "creating run")
+}
+
+// urlUserinfo matches the "scheme://user:password@" of a URL; userinfo holds no "/", "?" or "#".
+var urlUserinfo = regexp.MustCompile(`^([A-Za-z][A-Za-z0-9+.-]*://)[^/?#]*@`)
+
+// withoutCredentials drops a URL's userinfo. runs.clone_url is shown by the API, so a credential
+// must never be stored in it, whoever passed the URL (migration 0003 cleans older rows alike).
+func withoutCredentials(cloneURL string) string {
+	return urlUserinfo.ReplaceAllString(cloneURL, "${1}")
 }

@@ -44,10 +44,10 @@ var deploymentStatuses = []deploy.Status{deploy.StatusQueued, deploy.StatusBuild
 
 // apiRoutes mounts /api/v1: read runs and deployments with their logs, cancel, roll back. Every
 // call needs one of the configured bearer tokens; with none configured the API answers 401.
-// Internal errors are logged to logger.
-func apiRoutes(r chi.Router, api API, rb Rollbacker, tokens [][]byte, logger *slog.Logger) {
+// Failed authentications are limited per client by limiter. Internal errors are logged to logger.
+func apiRoutes(r chi.Router, api API, rb Rollbacker, tokens [][]byte, limiter *authLimiter, logger *slog.Logger) {
 	r.Route("/api/v1", func(r chi.Router) {
-		r.Use(bearer(tokens))
+		r.Use(bearer(tokens, limiter, logger))
 		r.Get("/runs/{id}", func(w http.ResponseWriter, req *http.Request) {
 			id, ok := pathID(w, req)
 			if !ok {
@@ -214,10 +214,24 @@ func writeError(w http.ResponseWriter, req *http.Request, logger *slog.Logger, e
 	writeJSON(w, code, map[string]string{"error": msg})
 }
 
-func bearer(tokens [][]byte) func(http.Handler) http.Handler {
+// bearer admits requests with one of tokens. Each failure is logged with the client's address
+// (never what it sent) and counted against it; a client past its allowance gets 429, its token
+// unchecked, until its allowance refills.
+func bearer(tokens [][]byte, limiter *authLimiter, logger *slog.Logger) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+			client := clientAddr(req)
+			if limited, news := limiter.limited(client); limited {
+				if news {
+					logger.WarnContext(req.Context(), "api client rate-limited after failed authentications",
+						"client_addr", client, "retry_after_s", limiter.retryAfter())
+				}
+				w.Header().Set("Retry-After", limiter.retryAfter())
+				writeJSON(w, http.StatusTooManyRequests, map[string]string{"error": "too many failed authentications, retry later"})
+				return
+			}
 			got, ok := strings.CutPrefix(req.Header.Get("Authorization"), "Bearer ")
+			reason := "no bearer token"
 			if ok {
 				for _, t := range tokens {
 					if subtle.ConstantTimeCompare([]byte(got), t) == 1 {
@@ -225,7 +239,10 @@ func bearer(tokens [][]byte) func(http.Handler) http.Handler {
 						return
 					}
 				}
+				reason = "unknown token"
 			}
+			logAuthFailure(logger, req, client, reason)
+			limiter.fail(client)
 			w.Header().Set("WWW-Authenticate", `Bearer realm="slipway"`)
 			writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "a valid API token is required"})
 		})

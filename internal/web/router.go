@@ -34,6 +34,7 @@ type Deps struct {
 	Tokens   [][]byte // API bearer tokens
 	Version  string
 	Logger   *slog.Logger // required: readiness failures and the API's internal errors go here
+	Limits   Limits       // what unauthenticated clients may hold; the zero value takes defaults
 }
 
 var pages = template.Must(template.ParseFS(assets.FS, "templates/*.html"))
@@ -45,28 +46,30 @@ func NewRouter(d Deps) http.Handler {
 	r.Get("/healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
-	r.Get("/readyz", func(w http.ResponseWriter, req *http.Request) {
-		ctx, cancel := context.WithTimeout(req.Context(), 2*time.Second)
+	// Readiness says ready or not, no more: the cause (the driver's text names the database's
+	// user, name and address) goes to the log, not to anonymous clients.
+	ready := func(ctx context.Context) bool {
+		ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		defer cancel()
 		if err := d.Ready.Ready(ctx); err != nil {
 			d.Logger.WarnContext(ctx, "not ready", "err", err)
-			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "not ready", "error": err.Error()})
+			return false
+		}
+		return true
+	}
+	r.Get("/readyz", func(w http.ResponseWriter, req *http.Request) {
+		if !ready(req.Context()) {
+			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "not ready"})
 			return
 		}
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 	})
 	r.Get("/", func(w http.ResponseWriter, req *http.Request) {
-		ctx, cancel := context.WithTimeout(req.Context(), 2*time.Second)
-		defer cancel()
+		ctx := req.Context()
 		page := struct {
-			Version, ReadyError string
-			Ready               bool
-		}{Version: d.Version}
-		if err := d.Ready.Ready(ctx); err != nil {
-			page.ReadyError = err.Error()
-		} else {
-			page.Ready = true
-		}
+			Version string
+			Ready   bool
+		}{Version: d.Version, Ready: ready(ctx)}
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		if err := pages.ExecuteTemplate(w, "index.html", page); err != nil {
 			d.Logger.ErrorContext(ctx, "rendering index", "err", err)
@@ -77,8 +80,11 @@ func NewRouter(d Deps) http.Handler {
 		http.ServeFileFS(w, req, assets.FS, "static/pipeline.schema.json")
 	})
 	r.Method(http.MethodGet, "/metrics", promhttp.HandlerFor(d.Gatherer, promhttp.HandlerOpts{}))
-	r.Method(http.MethodPost, "/webhooks/github", d.Webhook)
-	apiRoutes(r, d.API, d.Rollback, d.Tokens, d.Logger)
+	// The webhook reads its body before the signature can be checked: bodies in flight share a
+	// budget, and must keep arriving.
+	limits := d.Limits.withDefaults()
+	r.With(bodyBudget(limits)).Method(http.MethodPost, "/webhooks/github", d.Webhook)
+	apiRoutes(r, d.API, d.Rollback, d.Tokens, newAuthLimiter(limits), d.Logger)
 	return r
 }
 

@@ -1,7 +1,10 @@
 package webhook
 
 import (
+	"strings"
+
 	"github.com/slipway-dev/slipway/internal/deploy"
+	"github.com/slipway-dev/slipway/internal/store"
 )
 
 // Outcomes recorded for a delivery.
@@ -9,13 +12,21 @@ const (
 	OutcomeQueued  = "queued"
 	OutcomeIgnored = "ignored"
 	OutcomePing    = "ping"
+	// OutcomeStale is recorded, in place of queued, for a push not newer than one already received
+	// for its branch (a replay, or a delivery overtaken by a later push): it queues nothing.
+	OutcomeStale = store.OutcomeStale
 )
 
-// Repositories answers whether a push to repo's branch may deploy, and where to clone it from.
+// Repositories answers whether a push to repo's branch may deploy, and where it is cloned from.
 type Repositories interface {
-	// MatchPush returns the clone URL to use (empty: the payload's) or a reason the push is ignored.
+	// MatchPush returns the configured clone URL of repo or a reason the push is ignored. The
+	// payload's clone URL is never used.
 	MatchPush(repo, branch string) (cloneURL, reason string, ok bool)
 }
+
+// canonical is how repository names are compared and stored: GitHub's are case-insensitive, so
+// ACME/x and acme/x are one repository (config.Canonical does the same to configured names).
+func canonical(name string) string { return strings.ToLower(name) }
 
 // Decision is what Slipway does with a parsed delivery.
 type Decision struct {
@@ -44,9 +55,6 @@ func Decide(p Parsed, repos Repositories) Decision {
 	cloneURL, reason, ok := repos.MatchPush(push.Repo, push.Branch)
 	if !ok {
 		return Decision{Outcome: OutcomeIgnored, Reason: reason}
-	}
-	if cloneURL == "" {
-		cloneURL = push.CloneURL
 	}
 	return Decision{Outcome: OutcomeQueued, Run: &deploy.Run{
 		Trigger:   "push",

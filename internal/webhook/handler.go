@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -33,8 +34,14 @@ type Store interface {
 
 // Config configures the handler.
 type Config struct {
-	Secrets [][]byte // any of them may sign a delivery, so secrets can be rotated
-	MaxBody int64    // default 25 MiB
+	// Secrets sign every delivery when Keys is nil; any of them may, so secrets can be rotated.
+	Secrets [][]byte
+	// Keys, when set, returns the secrets that may sign a delivery about subject: a repository
+	// (owner/name, canonical), or an organisation's login when the delivery names no repository
+	// (config.Config.WebhookSecrets: the repository's own, else its organisation's, else the
+	// global ones). Secrets is then not used.
+	Keys    func(subject string) [][]byte
+	MaxBody int64 // default 25 MiB
 	Repos   Repositories
 	Timeout time.Duration // database time budget per delivery (default 5s)
 	// Notify wakes the workers once a queued run is committed; nil leaves it to their poll.
@@ -51,7 +58,7 @@ type Handler struct {
 
 // NewHandler builds a Handler.
 func NewHandler(cfg Config, st Store, m *metrics.Metrics, logger *slog.Logger) (*Handler, error) {
-	if len(cfg.Secrets) == 0 {
+	if len(cfg.Secrets) == 0 && cfg.Keys == nil {
 		return nil, errors.New("webhook: at least one secret is required")
 	}
 	cfg.MaxBody = cmp.Or(cfg.MaxBody, 25<<20)
@@ -108,12 +115,15 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	mediaType, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	payload, err := h.validate(mediaType, body, signature)
+	if mediaType != "application/json" && mediaType != "application/x-www-form-urlencoded" {
+		reject(http.StatusBadRequest, "bad_request", "unsupported Content-Type")
+		return
+	}
+	// Whose secrets may sign it depends on what the body is about, read before the signature is
+	// checked: the name only picks the secrets, and must be what Parse finds once one verified.
+	subject := subjectOf(mediaType, body)
+	payload, err := h.validate(mediaType, body, signature, h.secrets(subject))
 	if err != nil {
-		if mediaType != "application/json" && mediaType != "application/x-www-form-urlencoded" {
-			reject(http.StatusBadRequest, "bad_request", "unsupported Content-Type")
-			return
-		}
 		reject(http.StatusUnauthorized, "bad_signature", "signature does not match")
 		return
 	}
@@ -135,11 +145,16 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		reject(http.StatusBadRequest, "bad_request", err.Error())
 		return
 	}
+	if parsed.Repo != "" && parsed.Repo != subject {
+		reject(http.StatusUnauthorized, "bad_signature", "signature does not cover the repository the payload names")
+		return
+	}
 	dec := Decide(parsed, h.cfg.Repos)
 	rec := store.Delivery{ID: delivery, Event: event, Repo: parsed.Repo, Outcome: dec.Outcome, Reason: dec.Reason,
 		StatusCode: http.StatusOK}
 	if parsed.Push != nil {
 		rec.Ref = parsed.Push.Ref
+		rec.PushedAt = parsed.Push.PushedAt
 	}
 	if dec.Run != nil {
 		rec.StatusCode = http.StatusAccepted
@@ -173,6 +188,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.logger.InfoContext(ctx, "run queued", "delivery", delivery, "run_id", stored.RunID,
 			"repo", rec.Repo, "branch", dec.Run.Branch, "sha", dec.Run.AfterSHA)
 	}
+	if inserted && stored.Outcome == OutcomeStale {
+		h.logger.InfoContext(ctx, "stale push recorded, not queued", "delivery", delivery,
+			"repo", rec.Repo, "branch", dec.Run.Branch, "sha", dec.Run.AfterSHA, "pushed_at", rec.PushedAt)
+	}
 	writeJSON(w, stored.StatusCode, Response{DeliveryID: stored.ID, Outcome: stored.Outcome, Reason: stored.Reason, RunID: stored.RunID})
 }
 
@@ -191,8 +210,6 @@ func storable(p Parsed) (Parsed, error) {
 	switch {
 	case !intact(push.Ref):
 		return Parsed{}, fmt.Errorf("%w: ref must be UTF-8 text without control characters", ErrBadPayload)
-	case !intact(push.CloneURL):
-		return Parsed{}, fmt.Errorf("%w: repository.clone_url must be UTF-8 text without control characters", ErrBadPayload)
 	}
 	push.Pusher, push.Message = scrub(push.Pusher), scrub(push.Message)
 	p.Push = &push
@@ -215,11 +232,48 @@ func scrub(s string) string {
 	return strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", "\uFFFD")
 }
 
-// validate checks the signature against each configured secret with go-github's validator and
-// returns the JSON payload (unwrapped from a form body if need be).
-func (h *Handler) validate(mediaType string, body []byte, signature string) ([]byte, error) {
-	var err error
-	for _, secret := range h.cfg.Secrets {
+// secrets returns the secrets that may sign a delivery about subject.
+func (h *Handler) secrets(subject string) [][]byte {
+	if h.cfg.Keys == nil {
+		return h.cfg.Secrets
+	}
+	return h.cfg.Keys(subject)
+}
+
+// subjectOf names what a body is about, to pick the secrets that may sign it: its repository
+// (owner/name, canonical), else its organisation's login, else "". The body is not authenticated
+// yet: the answer only chooses whose signature to check, and a body it cannot read gets ""
+// (the global secrets), for Parse to refuse once it is signed.
+func subjectOf(mediaType string, body []byte) string {
+	if mediaType == "application/x-www-form-urlencoded" {
+		form, err := url.ParseQuery(string(body))
+		if err != nil {
+			return ""
+		}
+		body = []byte(form.Get("payload"))
+	}
+	var v struct {
+		Repository struct {
+			FullName string `json:"full_name"`
+		} `json:"repository"`
+		Organization struct {
+			Login string `json:"login"`
+		} `json:"organization"`
+	}
+	if json.Unmarshal(body, &v) != nil {
+		return ""
+	}
+	if v.Repository.FullName != "" {
+		return canonical(v.Repository.FullName)
+	}
+	return canonical(v.Organization.Login)
+}
+
+// validate checks the signature against each of secrets with go-github's validator and returns
+// the JSON payload (unwrapped from a form body if need be).
+func (h *Handler) validate(mediaType string, body []byte, signature string, secrets [][]byte) ([]byte, error) {
+	err := errors.New("no secret may sign this delivery")
+	for _, secret := range secrets {
 		var payload []byte
 		payload, err = github.ValidatePayloadFromBody(mediaType, bytes.NewReader(body), signature, secret)
 		if err == nil {

@@ -18,6 +18,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -54,10 +55,14 @@ func newFixture(t *testing.T, maxBody int64) *fixture {
 func newFixtureOn(t *testing.T, st *store.Store, cfg webhook.Config) *fixture {
 	t.Helper()
 	m := metrics.New(prometheus.NewRegistry())
-	cfg.Secrets = [][]byte{[]byte("an-old-secret-being-rotated"), []byte(secret)}
-	cfg.Repos = config.Repos{
-		{Name: "Codertocat/Hello-World", Branches: []string{"master", "release/*"}},
-		{Name: "Octocoders/Hello-World"},
+	if cfg.Secrets == nil && cfg.Keys == nil {
+		cfg.Secrets = [][]byte{[]byte("an-old-secret-being-rotated"), []byte(secret)}
+	}
+	if cfg.Repos == nil {
+		cfg.Repos = config.Repos{
+			{Name: "Codertocat/Hello-World", Branches: []string{"master", "release/*"}},
+			{Name: "Octocoders/Hello-World"},
+		}
 	}
 	h, err := webhook.NewHandler(cfg, st, m, slog.New(slog.DiscardHandler))
 	if err != nil {
@@ -133,22 +138,23 @@ func TestFixtures(t *testing.T) {
 		outcome string
 		reason  string
 	}{
-		"create.payload.json":                          {200, "ignored", "event not handled"},
-		"create.with-description.payload.json":         {200, "ignored", "event not handled"},
-		"create.with-installation.payload.json":        {200, "ignored", "event not handled"},
-		"create.with-organization.payload.json":        {200, "ignored", "event not handled"},
-		"delete.payload.json":                          {200, "ignored", "event not handled"},
-		"delete.with-installation.payload.json":        {200, "ignored", "event not handled"},
-		"delete.with-organization.payload.json":        {200, "ignored", "event not handled"},
-		"ping.payload.json":                            {200, "ping", "pong"},
-		"ping.with-app_id.payload.json":                {200, "ping", "pong"},
-		"ping.with-organization.payload.json":          {200, "ping", "pong"},
-		"push.1.payload.json":                          {200, "ignored", "branch or tag deleted"},
-		"push.payload.json":                            {200, "ignored", "branch or tag deleted"},
-		"push.with-installation.payload.json":          {200, "ignored", "branch or tag deleted"},
-		"push.with-organization.payload.json":          {200, "ignored", "branch or tag deleted"},
-		"push.with-new-branch.payload.json":            {202, "queued", ""},
-		"push.with-no-username-committer.payload.json": {202, "queued", ""},
+		"create.payload.json":                   {200, "ignored", "event not handled"},
+		"create.with-description.payload.json":  {200, "ignored", "event not handled"},
+		"create.with-installation.payload.json": {200, "ignored", "event not handled"},
+		"create.with-organization.payload.json": {200, "ignored", "event not handled"},
+		"delete.payload.json":                   {200, "ignored", "event not handled"},
+		"delete.with-installation.payload.json": {200, "ignored", "event not handled"},
+		"delete.with-organization.payload.json": {200, "ignored", "event not handled"},
+		"ping.payload.json":                     {200, "ping", "pong"},
+		"ping.with-app_id.payload.json":         {200, "ping", "pong"},
+		"ping.with-organization.payload.json":   {200, "ping", "pong"},
+		"push.1.payload.json":                   {200, "ignored", "branch or tag deleted"},
+		"push.payload.json":                     {200, "ignored", "branch or tag deleted"},
+		"push.with-installation.payload.json":   {200, "ignored", "branch or tag deleted"},
+		"push.with-organization.payload.json":   {200, "ignored", "branch or tag deleted"},
+		"push.with-new-branch.payload.json":     {202, "queued", ""},
+		// The same push as push.with-new-branch (repository, branch, pushed_at, commit): a replay.
+		"push.with-no-username-committer.payload.json": {200, "stale", "push of 6113728f27ae82c7b1a177c8d03f9e96e0adf246 to master is not newer than one already received for the branch (pushed_at 1557933657): not deployed"},
 	}
 	queued := 0
 	for i, path := range files {
@@ -184,7 +190,7 @@ func TestFixtures(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if repo != "Codertocat/Hello-World" || branch != "master" || after != "6113728f27ae82c7b1a177c8d03f9e96e0adf246" || status != "queued" {
+			if repo != "codertocat/hello-world" || branch != "master" || after != "6113728f27ae82c7b1a177c8d03f9e96e0adf246" || status != "queued" {
 				t.Errorf("%s: run row %s %s %s %s", name, repo, branch, after, status)
 			}
 		}
@@ -195,21 +201,20 @@ func TestFixtures(t *testing.T) {
 	if n := f.count(t, "webhook_deliveries"); n != len(files) {
 		t.Errorf("deliveries = %d, want %d", n, len(files))
 	}
-	if got := testutil.ToFloat64(f.metrics.WebhookDeliveries.WithLabelValues("push", "queued")); got != 2 {
-		t.Errorf("metric push/queued = %v, want 2", got)
+	if got := testutil.ToFloat64(f.metrics.WebhookDeliveries.WithLabelValues("push", "queued")); got != 1 {
+		t.Errorf("metric push/queued = %v, want 1", got)
+	}
+	if got := testutil.ToFloat64(f.metrics.WebhookDeliveries.WithLabelValues("push", "stale")); got != 1 {
+		t.Errorf("metric push/stale = %v, want 1", got)
 	}
 }
 
 func pushBody(t *testing.T, repo, ref string) []byte {
 	t.Helper()
-	var m map[string]any
-	if err := json.Unmarshal(readFixture(t, "push.with-new-branch.payload.json"), &m); err != nil {
-		t.Fatal(err)
-	}
-	m["ref"] = ref
-	m["repository"].(map[string]any)["full_name"] = repo
-	b, _ := json.Marshal(m)
-	return b
+	return pushWith(t, func(m map[string]any) {
+		m["ref"] = ref
+		field(m, "repository")["full_name"] = repo
+	})
 }
 
 func TestPushOutcomes(t *testing.T) {
@@ -223,6 +228,7 @@ func TestPushOutcomes(t *testing.T) {
 		{"branch pattern", "codertocat/hello-world", "refs/heads/release/1.2", 202, "queued", ""},
 		{"any branch when none listed", "Octocoders/Hello-World", "refs/heads/feature/x", 202, "queued", ""},
 		{"unmatched branch", "Codertocat/Hello-World", "refs/heads/feature/x", 200, "ignored", "branch feature/x is not a deploy branch of Codertocat/Hello-World"},
+		{"unknown repository named in capitals", "SOMEONE/Else", "refs/heads/master", 200, "ignored", "repository someone/else is not configured"},
 		{"unknown repository", "someone/else", "refs/heads/master", 200, "ignored", "repository someone/else is not configured"},
 		{"tag push", "Codertocat/Hello-World", "refs/tags/v1", 200, "ignored", "tag push"},
 		{"branch with shell characters", "Codertocat/Hello-World", "refs/heads/$(rm -rf /);`id`", 200, "ignored", "branch $(rm -rf /);`id` is not a deploy branch of Codertocat/Hello-World"},
@@ -343,13 +349,19 @@ const (
 	surrogate = "@@surrogate@@"
 )
 
-// pushWith returns the queued push fixture changed by edit.
+// pushedAt makes each push pushWith builds newer than the one before, as GitHub's are: the
+// same push twice would be a replay, which is recorded stale and deploys nothing.
+var pushedAt atomic.Int64
+
+// pushWith returns the queued push fixture, made the newest push yet, changed by edit.
 func pushWith(t *testing.T, edit func(m map[string]any)) []byte {
 	t.Helper()
 	var m map[string]any
 	if err := json.Unmarshal(readFixture(t, "push.with-new-branch.payload.json"), &m); err != nil {
 		t.Fatal(err)
 	}
+	pushedAt.CompareAndSwap(0, 1557933657)
+	field(m, "repository")["pushed_at"] = pushedAt.Add(1)
 	edit(m)
 	b, err := json.Marshal(m)
 	if err != nil {
@@ -405,8 +417,8 @@ func TestUnstorableInput(t *testing.T) {
 			code: 400, errHas: "repository.full_name"},
 		{name: "invalid UTF-8 in repository name", body: pushWith(t, func(m map[string]any) { field(m, "repository")["full_name"] = "Codertocat/" + badByte }),
 			code: 400, errHas: "repository.full_name"},
-		{name: "NUL in clone URL", body: pushWith(t, func(m map[string]any) { field(m, "repository")["clone_url"] = "https://github.com/\x00.git" }),
-			code: 400, errHas: "repository.clone_url"},
+		{name: "NUL in clone URL, which is not read", body: pushWith(t, func(m map[string]any) { field(m, "repository")["clone_url"] = "https://github.com/\x00.git" }),
+			code: 202, pusher: "Codertocat", message: "Initial commit"},
 		{name: "NUL in ping repository", event: "ping", body: []byte(`{"zen":"hi","repository":{"full_name":"a/b\u0000"}}`),
 			code: 400, errHas: "repository.full_name"},
 		{name: "invalid UTF-8 in delivery id", delivery: "d-\xff", body: pushWith(t, func(map[string]any) {}),

@@ -18,22 +18,25 @@ const (
 // Parsed is what a delivery's body means, before any configuration is consulted.
 type Parsed struct {
 	Kind string
-	Repo string // owner/name, when the payload names one
+	Repo string // owner/name, canonical (lower-case), when the payload names one
 	Push *Push
 }
 
-// Push is the part of a push event Slipway acts on.
+// Push is the part of a push event Slipway acts on. The payload's repository.clone_url is not
+// read: what a repository is fetched from comes from the configuration only.
 type Push struct {
-	Repo     string
-	CloneURL string
-	Ref      string
-	Branch   string // empty for a tag push
-	Tag      string // empty for a branch push
-	Before   string
-	After    string
-	Deleted  bool
-	Pusher   string
-	Message  string
+	Repo    string
+	Ref     string
+	Branch  string // empty for a tag push
+	Tag     string // empty for a branch push
+	Before  string
+	After   string
+	Deleted bool
+	Pusher  string
+	Message string
+	// PushedAt is GitHub's repository.pushed_at (unix seconds), which orders the pushes of a
+	// branch; 0 when the payload has none.
+	PushedAt int64
 }
 
 // ErrBadPayload marks a body that is not the event it claims to be.
@@ -57,7 +60,7 @@ func Parse(event string, body []byte) (Parsed, error) {
 	case *github.PingEvent:
 		p := Parsed{Kind: KindPing}
 		if e.Repo != nil {
-			p.Repo = e.Repo.GetFullName()
+			p.Repo = canonical(e.Repo.GetFullName())
 		}
 		return p, nil
 	case *github.PushEvent:
@@ -68,13 +71,15 @@ func Parse(event string, body []byte) (Parsed, error) {
 
 func parsePush(e *github.PushEvent) (Parsed, error) {
 	p := &Push{
-		Repo:     e.GetRepo().GetFullName(),
-		CloneURL: e.GetRepo().GetCloneURL(),
-		Ref:      e.GetRef(),
-		Before:   e.GetBefore(),
-		After:    e.GetAfter(),
-		Deleted:  e.GetDeleted(),
-		Pusher:   e.GetPusher().GetName(),
+		Repo:    canonical(e.GetRepo().GetFullName()),
+		Ref:     e.GetRef(),
+		Before:  e.GetBefore(),
+		After:   e.GetAfter(),
+		Deleted: e.GetDeleted(),
+		Pusher:  e.GetPusher().GetName(),
+	}
+	if at := e.GetRepo().GetPushedAt(); !at.IsZero() && at.Unix() > 0 {
+		p.PushedAt = at.Unix()
 	}
 	if p.Pusher == "" {
 		p.Pusher = e.GetSender().GetLogin()

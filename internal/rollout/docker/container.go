@@ -11,9 +11,9 @@ import (
 	"strings"
 	"time"
 
+	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
-	"github.com/docker/docker/client"
 	"github.com/docker/docker/pkg/stdcopy"
 	"github.com/docker/go-connections/nat"
 
@@ -121,7 +121,7 @@ func (s survey) checkOwner(r deploy.Rollout) error {
 // inspect returns the container called (or with the id) ref, or nil when there is none.
 func (t *Target) inspect(ctx context.Context, ref string) (*box, error) {
 	c, err := t.eng.API.ContainerInspect(ctx, ref)
-	if client.IsErrNotFound(err) {
+	if cerrdefs.IsNotFound(err) {
 		return nil, nil
 	}
 	if err != nil {
@@ -187,7 +187,7 @@ func (t *Target) stop(ctx context.Context, r deploy.Rollout, b *box) error {
 		return err
 	}
 	secs := int(t.cfg.StopTimeout.Round(time.Second).Seconds())
-	if err := t.eng.API.ContainerStop(ctx, b.ID, container.StopOptions{Timeout: &secs}); err != nil && !client.IsErrNotFound(err) {
+	if err := t.eng.API.ContainerStop(ctx, b.ID, container.StopOptions{Timeout: &secs}); err != nil && !cerrdefs.IsNotFound(err) {
 		return fmt.Errorf("stopping container %s: %w", b.Name, err)
 	}
 	b.Running = false
@@ -199,7 +199,7 @@ func (t *Target) remove(ctx context.Context, r deploy.Rollout, b *box) error {
 		return err
 	}
 	err := t.eng.API.ContainerRemove(ctx, b.ID, container.RemoveOptions{Force: true})
-	if err != nil && !client.IsErrNotFound(err) {
+	if err != nil && !cerrdefs.IsNotFound(err) {
 		return fmt.Errorf("removing container %s: %w", b.Name, err)
 	}
 	return nil

@@ -9,8 +9,8 @@ import (
 	"strconv"
 	"time"
 
+	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/image"
-	"github.com/docker/docker/client"
 
 	"github.com/slipway-dev/slipway/internal/deploy"
 )
@@ -123,7 +123,7 @@ func (t *Target) ensureImage(ctx context.Context, ref string, log deploy.LogFunc
 	if err == nil {
 		return nil
 	}
-	if !client.IsErrNotFound(err) {
+	if !cerrdefs.IsNotFound(err) {
 		return fmt.Errorf("looking up image %s: %w", ref, err)
 	}
 	say(log, "pulling %s", ref)
@@ -178,7 +178,7 @@ func (t *Target) recover(ctx context.Context, r deploy.Rollout, name string, nex
 // discard logs the last output and the exit of the new container, then removes it.
 func (t *Target) discard(ctx context.Context, r deploy.Rollout, next *box, log deploy.LogFunc) error {
 	c, err := t.eng.API.ContainerInspect(ctx, next.ID)
-	if client.IsErrNotFound(err) {
+	if cerrdefs.IsNotFound(err) {
 		return nil
 	}
 	if err != nil {
