@@ -5,6 +5,7 @@ package deploy
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -32,6 +33,14 @@ const (
 	StatusSkipped  Status = "skipped"
 )
 
+// DeploymentStatuses are every status a deployment can have, in the order it can pass them.
+var DeploymentStatuses = []Status{StatusQueued, StatusBuilding, StatusPushing, StatusDeploying,
+	StatusSucceeded, StatusFailed, StatusCancelled, StatusSuperseded, StatusRolledBack}
+
+// ActiveDeployment are the statuses of a claimed deployment: it holds its target and a lease.
+// The queue's SQL spells them out (store/queue_sql.go); a test there keeps the two in step.
+var ActiveDeployment = []Status{StatusBuilding, StatusPushing, StatusDeploying}
+
 // Final reports whether no further transition can happen.
 func (s Status) Final() bool {
 	switch s {
@@ -43,9 +52,7 @@ func (s Status) Final() bool {
 }
 
 // Active reports whether a deployment in this status holds its service+environment.
-func (s Status) Active() bool {
-	return s == StatusBuilding || s == StatusPushing || s == StatusDeploying
-}
+func (s Status) Active() bool { return slices.Contains(ActiveDeployment, s) }
 
 // Run is one push (or manual trigger) of a repository.
 type Run struct {

@@ -37,142 +37,173 @@ type Rollbacker interface {
 	Rollback(ctx context.Context, deploymentID int64, who string) (runID, newDeploymentID int64, err error)
 }
 
-// deploymentStatuses are the values the history's status filter accepts.
-var deploymentStatuses = []deploy.Status{deploy.StatusQueued, deploy.StatusBuilding, deploy.StatusPushing,
-	deploy.StatusDeploying, deploy.StatusSucceeded, deploy.StatusFailed, deploy.StatusCancelled,
-	deploy.StatusSuperseded, deploy.StatusRolledBack}
+// api serves /api/v1 from the store, the rollbacker and a logger for internal errors.
+type api struct {
+	store    API
+	rollback Rollbacker
+	logger   *slog.Logger
+}
 
 // apiRoutes mounts /api/v1: read runs and deployments with their logs, cancel, roll back. Every
 // call needs one of the configured bearer tokens; with none configured the API answers 401.
 // Failed authentications are limited per client by limiter. Internal errors are logged to logger.
-func apiRoutes(r chi.Router, api API, rb Rollbacker, tokens [][]byte, limiter *authLimiter, logger *slog.Logger) {
+func apiRoutes(r chi.Router, st API, rb Rollbacker, tokens [][]byte, limiter *authLimiter, logger *slog.Logger) {
+	h := &api{store: st, rollback: rb, logger: logger}
 	r.Route("/api/v1", func(r chi.Router) {
 		r.Use(bearer(tokens, limiter, logger))
-		r.Get("/runs/{id}", func(w http.ResponseWriter, req *http.Request) {
-			id, ok := pathID(w, req)
-			if !ok {
-				return
-			}
-			run, err := api.RunGet(req.Context(), id)
-			if err != nil {
-				writeError(w, req, logger, err)
-				return
-			}
-			if run.Deployments, err = api.DeploymentsByRun(req.Context(), id); err != nil {
-				writeError(w, req, logger, err)
-				return
-			}
-			writeJSON(w, http.StatusOK, run)
-		})
-		// History, newest first: filter by repo, service, environment, status; page with the
-		// next_cursor of the previous answer (?before=).
-		r.Get("/deployments", func(w http.ResponseWriter, req *http.Request) {
-			q := req.URL.Query()
-			f := store.DeploymentFilter{Repo: q.Get("repo"), Service: q.Get("service"),
-				Environment: q.Get("environment"), Status: q.Get("status"), Limit: defaultPage}
-			for _, name := range []string{"repo", "service", "environment", "status"} {
-				if !filterText(w, name, q.Get(name)) {
-					return
-				}
-			}
-			if f.Status != "" && !slices.Contains(deploymentStatuses, deploy.Status(f.Status)) {
-				writeJSON(w, http.StatusBadRequest, map[string]string{"error": "status must be one of " + joinStatuses(deploymentStatuses)})
-				return
-			}
-			var err error
-			if v := q.Get("before"); v != "" {
-				if f.Before, err = strconv.ParseInt(v, 10, 64); err != nil || f.Before <= 0 {
-					writeJSON(w, http.StatusBadRequest, map[string]string{"error": "before must be a positive integer"})
-					return
-				}
-			}
-			if v := q.Get("limit"); v != "" {
-				if f.Limit, err = strconv.Atoi(v); err != nil || f.Limit < 1 || f.Limit > maxPage {
-					writeJSON(w, http.StatusBadRequest, map[string]string{"error": "limit must be between 1 and 500"})
-					return
-				}
-			}
-			ds, err := api.DeploymentsList(req.Context(), f)
-			if err != nil {
-				writeError(w, req, logger, err)
-				return
-			}
-			page := map[string]any{"deployments": ds}
-			if len(ds) == f.Limit {
-				page["next_cursor"] = ds[len(ds)-1].ID
-			}
-			writeJSON(w, http.StatusOK, page)
-		})
-		// What is live, per service and environment, and who put it there.
-		r.Get("/live", func(w http.ResponseWriter, req *http.Request) {
-			repo := req.URL.Query().Get("repo")
-			if !filterText(w, "repo", repo) {
-				return
-			}
-			live, err := api.DeploymentsLive(req.Context(), repo)
-			if err != nil {
-				writeError(w, req, logger, err)
-				return
-			}
-			writeJSON(w, http.StatusOK, map[string]any{"live": live})
-		})
-		r.Get("/deployments/{id}", func(w http.ResponseWriter, req *http.Request) {
-			id, ok := pathID(w, req)
-			if !ok {
-				return
-			}
-			d, err := api.DeploymentGet(req.Context(), id)
-			if err != nil {
-				writeError(w, req, logger, err)
-				return
-			}
-			writeJSON(w, http.StatusOK, d)
-		})
-		// Cancel a run (before it is planned) or a deployment: a queued one at once, a running one
-		// through its worker's context (the build or rollout stops, and a rollout restores the
-		// previous version).
-		for path, kind := range map[string]string{"/runs/{id}/cancel": store.KindRun, "/deployments/{id}/cancel": store.KindDeployment} {
-			r.Post(path, func(w http.ResponseWriter, req *http.Request) {
-				id, ok := pathID(w, req)
-				if !ok {
-					return
-				}
-				status, err := api.QueueCancel(req.Context(), kind, id)
-				if err != nil {
-					writeError(w, req, logger, err)
-					return
-				}
-				writeJSON(w, http.StatusAccepted, map[string]any{"id": id, "status": status})
-			})
-		}
-		// Roll the service back to what deployment {id} put live: a new deployment of that image,
-		// without a build, through the queue like any other.
-		r.Post("/deployments/{id}/rollback", func(w http.ResponseWriter, req *http.Request) {
-			id, ok := pathID(w, req)
-			if !ok {
-				return
-			}
-			runID, depID, err := rb.Rollback(req.Context(), id, "api")
-			if err != nil {
-				writeError(w, req, logger, err)
-				return
-			}
-			writeJSON(w, http.StatusAccepted, map[string]any{"run_id": runID, "deployment_id": depID, "rollback_to": id})
-		})
-		r.Get("/deployments/{id}/logs", func(w http.ResponseWriter, req *http.Request) {
-			id, ok := pathID(w, req)
-			if !ok {
-				return
-			}
-			after, _ := strconv.ParseInt(req.URL.Query().Get("after"), 10, 64)
-			lines, err := api.DeploymentLogs(req.Context(), id, after, 5000)
-			if err != nil {
-				writeError(w, req, logger, err)
-				return
-			}
-			writeJSON(w, http.StatusOK, map[string]any{"lines": lines})
-		})
+		r.Get("/runs/{id}", h.run)
+		r.Get("/deployments", h.history)
+		r.Get("/live", h.live)
+		r.Get("/deployments/{id}", h.deployment)
+		r.Get("/deployments/{id}/logs", h.logs)
+		r.Post("/runs/{id}/cancel", h.cancel(store.KindRun))
+		r.Post("/deployments/{id}/cancel", h.cancel(store.KindDeployment))
+		r.Post("/deployments/{id}/rollback", h.rollbackTo)
 	})
+}
+
+// run answers a run with its deployments.
+func (h *api) run(w http.ResponseWriter, req *http.Request) {
+	id, ok := pathID(w, req)
+	if !ok {
+		return
+	}
+	run, err := h.store.RunGet(req.Context(), id)
+	if err != nil {
+		h.error(w, req, err)
+		return
+	}
+	if run.Deployments, err = h.store.DeploymentsByRun(req.Context(), id); err != nil {
+		h.error(w, req, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, run)
+}
+
+// history answers deployments, newest first: filter by repo, service, environment, status; page
+// with the next_cursor of the previous answer (?before=).
+func (h *api) history(w http.ResponseWriter, req *http.Request) {
+	q := req.URL.Query()
+	f := store.DeploymentFilter{Repo: q.Get("repo"), Service: q.Get("service"),
+		Environment: q.Get("environment"), Status: q.Get("status"), Limit: defaultPage}
+	for _, name := range []string{"repo", "service", "environment", "status"} {
+		if !filterText(w, name, q.Get(name)) {
+			return
+		}
+	}
+	if f.Status != "" && !slices.Contains(deploy.DeploymentStatuses, deploy.Status(f.Status)) {
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "status must be one of " + joinStatuses(deploy.DeploymentStatuses)})
+		return
+	}
+	var err error
+	if v := q.Get("before"); v != "" {
+		if f.Before, err = strconv.ParseInt(v, 10, 64); err != nil || f.Before <= 0 {
+			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "before must be a positive integer"})
+			return
+		}
+	}
+	if v := q.Get("limit"); v != "" {
+		if f.Limit, err = strconv.Atoi(v); err != nil || f.Limit < 1 || f.Limit > maxPage {
+			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "limit must be between 1 and 500"})
+			return
+		}
+	}
+	ds, err := h.store.DeploymentsList(req.Context(), f)
+	if err != nil {
+		h.error(w, req, err)
+		return
+	}
+	page := map[string]any{"deployments": ds}
+	if len(ds) == f.Limit {
+		page["next_cursor"] = ds[len(ds)-1].ID
+	}
+	writeJSON(w, http.StatusOK, page)
+}
+
+// live answers what is live, per service and environment, and who put it there.
+func (h *api) live(w http.ResponseWriter, req *http.Request) {
+	repo := req.URL.Query().Get("repo")
+	if !filterText(w, "repo", repo) {
+		return
+	}
+	live, err := h.store.DeploymentsLive(req.Context(), repo)
+	if err != nil {
+		h.error(w, req, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"live": live})
+}
+
+func (h *api) deployment(w http.ResponseWriter, req *http.Request) {
+	id, ok := pathID(w, req)
+	if !ok {
+		return
+	}
+	d, err := h.store.DeploymentGet(req.Context(), id)
+	if err != nil {
+		h.error(w, req, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, d)
+}
+
+// cancel cancels a run (before it is planned) or a deployment: a queued one at once, a running
+// one through its worker's context (the build or rollout stops, and a rollout restores the
+// previous version).
+func (h *api) cancel(kind string) http.HandlerFunc {
+	return func(w http.ResponseWriter, req *http.Request) {
+		id, ok := pathID(w, req)
+		if !ok {
+			return
+		}
+		status, err := h.store.QueueCancel(req.Context(), kind, id)
+		if err != nil {
+			h.error(w, req, err)
+			return
+		}
+		writeJSON(w, http.StatusAccepted, map[string]any{"id": id, "status": status})
+	}
+}
+
+// rollbackTo rolls the service back to what deployment {id} put live: a new deployment of that
+// image, without a build, through the queue like any other.
+func (h *api) rollbackTo(w http.ResponseWriter, req *http.Request) {
+	id, ok := pathID(w, req)
+	if !ok {
+		return
+	}
+	runID, depID, err := h.rollback.Rollback(req.Context(), id, "api")
+	if err != nil {
+		h.error(w, req, err)
+		return
+	}
+	writeJSON(w, http.StatusAccepted, map[string]any{"run_id": runID, "deployment_id": depID, "rollback_to": id})
+}
+
+func (h *api) logs(w http.ResponseWriter, req *http.Request) {
+	id, ok := pathID(w, req)
+	if !ok {
+		return
+	}
+	after, _ := strconv.ParseInt(req.URL.Query().Get("after"), 10, 64)
+	lines, err := h.store.DeploymentLogs(req.Context(), id, after, 5000)
+	if err != nil {
+		h.error(w, req, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"lines": lines})
+}
+
+// error answers err with the status its code maps to. The cause of an internal error goes to the
+// log with the request line (never its body or headers), not to the client.
+func (h *api) error(w http.ResponseWriter, req *http.Request, err error) {
+	code := StatusFor(err)
+	msg := err.Error()
+	if code == http.StatusInternalServerError {
+		h.logger.ErrorContext(req.Context(), "api request failed", "method", req.Method, "path", req.URL.Path, "err", err)
+		msg = "internal error"
+	}
+	writeJSON(w, code, map[string]string{"error": msg})
 }
 
 func pathID(w http.ResponseWriter, req *http.Request) (int64, bool) {
@@ -200,18 +231,6 @@ func joinStatuses(ss []deploy.Status) string {
 		names[i] = string(s)
 	}
 	return strings.Join(names, ", ")
-}
-
-// writeError answers err with the status its code maps to. The cause of an internal error goes
-// to the log with the request line (never its body or headers), not to the client.
-func writeError(w http.ResponseWriter, req *http.Request, logger *slog.Logger, err error) {
-	code := StatusFor(err)
-	msg := err.Error()
-	if code == http.StatusInternalServerError {
-		logger.ErrorContext(req.Context(), "api request failed", "method", req.Method, "path", req.URL.Path, "err", err)
-		msg = "internal error"
-	}
-	writeJSON(w, code, map[string]string{"error": msg})
 }
 
 // bearer admits requests with one of tokens. Each failure is logged with the client's address
