@@ -3,7 +3,6 @@
 package webhook
 
 import (
-	"bytes"
 	"cmp"
 	"context"
 	"encoding/json"
@@ -123,7 +122,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// checked: the name only picks the secrets, and must be what Parse finds once one verified.
 	subject := subjectOf(mediaType, body)
 	payload, err := h.validate(mediaType, body, signature, h.secrets(subject))
-	if err != nil {
+	var bad *badBody
+	switch {
+	case errors.As(err, &bad):
+		reject(http.StatusBadRequest, "bad_request", bad.Error())
+		return
+	case err != nil:
 		reject(http.StatusUnauthorized, "bad_signature", "signature does not match")
 		return
 	}
@@ -269,18 +273,32 @@ func subjectOf(mediaType string, body []byte) string {
 	return canonical(v.Organization.Login)
 }
 
-// validate checks the signature against each of secrets with go-github's validator and returns
-// the JSON payload (unwrapped from a form body if need be).
+// badBody is a signed body that is not what its Content-Type says: the sender holds a secret, so
+// it gets 400 and the reason, not 401.
+type badBody struct{ msg string }
+
+func (e *badBody) Error() string { return e.msg }
+
+// validate checks the signature of the raw body against each of secrets with go-github's
+// validator, then returns the JSON payload (unwrapped from a form body if need be).
 func (h *Handler) validate(mediaType string, body []byte, signature string, secrets [][]byte) ([]byte, error) {
 	err := errors.New("no secret may sign this delivery")
 	for _, secret := range secrets {
-		var payload []byte
-		payload, err = github.ValidatePayloadFromBody(mediaType, bytes.NewReader(body), signature, secret)
-		if err == nil {
-			return payload, nil
+		if err = github.ValidateSignature(signature, body, secret); err == nil {
+			break
 		}
 	}
-	return nil, err
+	if err != nil {
+		return nil, err
+	}
+	if mediaType != "application/x-www-form-urlencoded" {
+		return body, nil
+	}
+	form, err := url.ParseQuery(string(body))
+	if err != nil {
+		return nil, &badBody{"form body does not decode: " + err.Error()}
+	}
+	return []byte(form.Get("payload")), nil
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {
