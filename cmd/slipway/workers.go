@@ -46,15 +46,29 @@ func kinds(ctx context.Context, cfg config.Config, st *store.Store, eng *engine.
 		logger.WarnContext(ctx, "builds and pushes unavailable on this host", "err", err)
 		builder = unavailable{err}
 	}
-	creds := registry.Static{}
+	static := registry.Static{}
 	var insecure []string
 	for _, r := range cfg.Registries {
 		if r.Username != "" {
-			creds[r.Host] = registry.Login{User: r.Username, Password: r.Password.Reveal()}
+			static[r.Host] = registry.Login{User: r.Username, Password: r.Password.Reveal()}
 		}
 		if r.Insecure {
 			insecure = append(insecure, r.Host)
 		}
+	}
+	targets := map[string]deploy.Target{}
+	var creds registry.Credentials = static
+	// AWS only with aws.region: without it an "ecs" deployment fails saying that this server has
+	// no such target, and ECR hosts get the static logins only.
+	if aws := newAWS(ctx, cfg.AWS, logger.With("component", "aws")); aws != nil {
+		if creds, err = aws.credentials(static, cfg.Stages.Push.D(), logger.With("component", "registry.ecr")); err != nil {
+			return nil, err
+		}
+		ecsTarget, err := aws.ecsTarget(logger.With("component", "target.ecs"))
+		if err != nil {
+			return nil, err
+		}
+		targets[deploy.PlatformECS] = ecsTarget
 	}
 	var reg deploy.Registry
 	reg, err = registry.New(registry.Config{Engine: eng, StateDir: cfg.StateDir, Insecure: insecure,
@@ -70,13 +84,11 @@ func kinds(ctx context.Context, cfg config.Config, st *store.Store, eng *engine.
 	if err != nil {
 		return nil, err
 	}
+	targets[deploy.PlatformDocker], targets[deploy.PlatformSwarm] = dockerTarget, swarmTarget
 	executor := flow.NewExecutor(flow.ExecutorConfig{Builds: cfg.Builds, Policy: policyFunc(cfg.Policy), Adopts: cfg.Policy.Adopts,
 		BuildTimeout: cfg.Stages.Build.D(), PushTimeout: cfg.Stages.Push.D(), DeployTimeout: cfg.Stages.Deploy.D(),
 		Tokens: cfg.Token, InputsHash: imagebuild.InputsHash,
-	}, st, src, builder, reg, map[string]deploy.Target{
-		deploy.PlatformDocker: dockerTarget,
-		deploy.PlatformSwarm:  swarmTarget,
-	}, logger.With("component", "executor"))
+	}, st, src, builder, reg, targets, logger.With("component", "executor"))
 
 	return []queue.Kind{
 		{Name: store.KindRun, DoneStatus: string(deploy.StatusPlanned), Handler: planner.Handle},

@@ -65,6 +65,7 @@ type Config struct {
 	Registries   []Registry      `yaml:"registries"`
 	Stages       Stages          `yaml:"stages"`
 	API          APIConfig       `yaml:"api"`
+	AWS          AWS             `yaml:"aws"`
 }
 
 // APIConfig guards /api/v1.
@@ -323,6 +324,16 @@ func applyEnv(cfg *Config, vars map[string]string) error {
 	duration("SLIPWAY_STAGES_BUILD_TIMEOUT", &cfg.Stages.Build)
 	duration("SLIPWAY_STAGES_PUSH_TIMEOUT", &cfg.Stages.Push)
 	duration("SLIPWAY_STAGES_DEPLOY_TIMEOUT", &cfg.Stages.Deploy)
+	str("SLIPWAY_AWS_REGION", &cfg.AWS.Region)
+	str("SLIPWAY_AWS_ROLE_ARN", &cfg.AWS.RoleARN)
+	secret("SLIPWAY_AWS_EXTERNAL_ID", &cfg.AWS.ExternalID)
+	str("SLIPWAY_AWS_ECS_ENDPOINT", &cfg.AWS.Endpoints.ECS)
+	str("SLIPWAY_AWS_ECR_ENDPOINT", &cfg.AWS.Endpoints.ECR)
+	str("SLIPWAY_AWS_STS_ENDPOINT", &cfg.AWS.Endpoints.STS)
+	str("SLIPWAY_AWS_ECR_REGISTRY_OVERRIDE", &cfg.AWS.ECR.RegistryOverride)
+	boolean("SLIPWAY_AWS_ECR_CREATE_REPOSITORIES", &cfg.AWS.ECR.CreateRepositories)
+	boolean("SLIPWAY_AWS_ECR_TAG_IMMUTABILITY", &cfg.AWS.ECR.TagImmutability)
+	boolean("SLIPWAY_AWS_ECR_SCAN_ON_PUSH", &cfg.AWS.ECR.ScanOnPush)
 	// Repositories from the environment: "owner/a,owner/b@main" (branch patterns after @, joined by |).
 	if v, ok := vars["SLIPWAY_REPOSITORIES"]; ok {
 		cfg.Repositories = nil
@@ -427,6 +438,7 @@ func (c *Config) Validate() error {
 		}
 	}
 	c.validateRepositories(bad)
+	c.validateAWS(bad)
 	return errors.Join(errs...)
 }
 

@@ -26,22 +26,28 @@ func (s *session) do(ctx context.Context, method, url string) (*http.Response, e
 	if err != nil || resp.StatusCode != http.StatusUnauthorized {
 		return resp, err
 	}
-	challenge := resp.Header.Get("WWW-Authenticate")
-	resp.Body.Close()
-	authz, err := s.authorize(ctx, challenge)
-	if err != nil {
-		return nil, err
-	}
-	s.authorization = authz
-	resp, err = s.send(ctx, method, url)
-	if err != nil {
-		return nil, err
-	}
-	if resp.StatusCode == http.StatusUnauthorized {
+	// Answer the challenge. A login the registry refuses is replaced once by a fresh one when the
+	// credentials can tell it went stale (an ECR token expired or revoked before its time).
+	for retried := false; ; retried = true {
+		challenge := resp.Header.Get("WWW-Authenticate")
 		resp.Body.Close()
-		return nil, fmt.Errorf("registry %s refused the credentials (401 after authenticating)", s.host)
+		authz, password, err := s.authorize(ctx, challenge)
+		if err != nil {
+			return nil, err
+		}
+		s.authorization = authz
+		resp, err = s.send(ctx, method, url)
+		if err != nil {
+			return nil, err
+		}
+		if resp.StatusCode != http.StatusUnauthorized {
+			return resp, nil
+		}
+		if retried || !s.r.invalidate(ctx, s.host, password) {
+			resp.Body.Close()
+			return nil, fmt.Errorf("registry %s refused the credentials (401 after authenticating)", s.host)
+		}
 	}
-	return resp, nil
 }
 
 func (s *session) send(ctx context.Context, method, url string) (*http.Response, error) {
@@ -61,29 +67,33 @@ func (s *session) send(ctx context.Context, method, url string) (*http.Response,
 	return resp, nil
 }
 
-// authorize answers a WWW-Authenticate challenge with an Authorization header value.
-func (s *session) authorize(ctx context.Context, challenge string) (string, error) {
+// authorize answers a WWW-Authenticate challenge with an Authorization header value; password is
+// the one it was made with, "" for none.
+func (s *session) authorize(ctx context.Context, challenge string) (authz, password string, err error) {
 	scheme, params := parseChallenge(challenge)
 	user, password, ok, err := s.r.creds.Lookup(ctx, s.host)
 	if err != nil {
-		return "", fmt.Errorf("looking up credentials for %s: %w", s.host, err)
+		return "", "", fmt.Errorf("looking up credentials for %s: %w", s.host, err)
+	}
+	if !ok {
+		password = ""
 	}
 	switch strings.ToLower(scheme) {
 	case "basic":
 		if !ok {
-			return "", fmt.Errorf("registry %s requires credentials and none are configured", s.host)
+			return "", "", fmt.Errorf("registry %s requires credentials and none are configured", s.host)
 		}
 		req := http.Request{Header: http.Header{}}
 		req.SetBasicAuth(user, password)
-		return req.Header.Get("Authorization"), nil
+		return req.Header.Get("Authorization"), password, nil
 	case "bearer":
 		token, err := s.token(ctx, params, user, password, ok)
 		if err != nil {
-			return "", fmt.Errorf("getting a token for %s: %w", s.host, err)
+			return "", "", fmt.Errorf("getting a token for %s: %w", s.host, err)
 		}
-		return "Bearer " + token, nil
+		return "Bearer " + token, password, nil
 	default:
-		return "", fmt.Errorf("registry %s asks for unsupported authentication %q", s.host, scheme)
+		return "", "", fmt.Errorf("registry %s asks for unsupported authentication %q", s.host, scheme)
 	}
 }
 

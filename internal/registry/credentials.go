@@ -36,3 +36,18 @@ func (s Static) Lookup(_ context.Context, host string) (string, string, bool, er
 	}
 	return l.User, l.Password, true, nil
 }
+
+// Invalidator is implemented by Credentials whose logins can go stale before they expire (ECR
+// tokens). When a registry refuses a login, Invalidate(host, password) forgets password if it is
+// still the login held for host, and reports whether a fresh Lookup may give another; the push or
+// digest read is then tried once more, with the login Lookup gives. Static logins never change, so
+// Static does not implement it.
+type Invalidator interface {
+	Invalidate(host, password string) bool
+}
+
+// Preparer is implemented by Credentials that make a registry ready before a push to one of its
+// repositories: ECR creates the repository when it is missing and the server's config allows it.
+type Preparer interface {
+	PreparePush(ctx context.Context, host, repository string) error
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -47,27 +48,58 @@ func (r *Registry) push(ctx context.Context, ref string, log deploy.LogFunc) (st
 	if p.Tag == "" {
 		return "", fmt.Errorf("image reference %q has no tag to push", ref)
 	}
-	user, password, ok, err := r.creds.Lookup(ctx, p.Host)
+	if pr, ok := r.creds.(Preparer); ok {
+		if err := pr.PreparePush(ctx, p.Host, p.Repository); err != nil {
+			return "", err
+		}
+	}
+	reported, password, err := r.dockerPush(ctx, ref, p.Host, log)
+	if err != nil && refusedLogin(err) && r.invalidate(ctx, p.Host, password) {
+		log("push", "the registry refused the login: pushing again with a fresh one")
+		reported, _, err = r.dockerPush(ctx, ref, p.Host, log)
+	}
 	if err != nil {
-		return "", fmt.Errorf("looking up credentials for %s: %w", p.Host, err)
+		return "", err
+	}
+
+	// docker push says which digest it uploaded; the registry says what the tag points to now,
+	// which is what a target will pull. They differ only if someone pushed the tag meanwhile.
+	got, found, err := r.digest(ctx, ref)
+	if err != nil {
+		return "", fmt.Errorf("confirming the pushed digest: %w", err)
+	}
+	if !found {
+		return "", fmt.Errorf("registry %s has no %s after the push", p.Host, ref)
+	}
+	if reported != "" && reported != got {
+		return "", fmt.Errorf("docker push reported %s but the registry's tag points to %s", reported, got)
+	}
+	return got, nil
+}
+
+// dockerPush runs docker push once with host's login as the credentials give it now. It returns
+// the digest docker reported and the password it was given ("" for none).
+func (r *Registry) dockerPush(ctx context.Context, ref, host string, log deploy.LogFunc) (reported, password string, err error) {
+	user, password, ok, err := r.creds.Lookup(ctx, host)
+	if err != nil {
+		return "", "", fmt.Errorf("looking up credentials for %s: %w", host, err)
 	}
 	var auth string
 	if ok {
 		auth = base64.StdEncoding.EncodeToString([]byte(user + ":" + password))
+	} else {
+		password = ""
 	}
 
-	dir, err := writeDockerConfig(r.configs, p.Host, auth)
+	dir, err := writeDockerConfig(r.configs, host, auth)
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
 	// Gone on every return: success, failure, ctx done (dockercli.Run has waited for docker by
 	// then). A crash leaves it to the next New's sweep of the state dir.
 	defer os.RemoveAll(dir)
 
-	var (
-		mu       sync.Mutex
-		reported string
-	)
+	var mu sync.Mutex
 	set := map[string]string{
 		"DOCKER_CONFIG":    dir,
 		"DOCKER_CONTEXT":   "", // contexts live in DOCKER_CONFIG; ours has none
@@ -87,25 +119,25 @@ func (r *Registry) push(ctx context.Context, ref string, log deploy.LogFunc) (st
 			log("push", line)
 		},
 	})
-	if err != nil {
-		return "", err // a *dockercli.Error, which says "docker push"
-	}
-
-	// docker push says which digest it uploaded; the registry says what the tag points to now,
-	// which is what a target will pull. They differ only if someone pushed the tag meanwhile.
-	got, found, err := r.digest(ctx, ref)
-	if err != nil {
-		return "", fmt.Errorf("confirming the pushed digest: %w", err)
-	}
-	if !found {
-		return "", fmt.Errorf("registry %s has no %s after the push", p.Host, ref)
-	}
 	mu.Lock()
 	defer mu.Unlock()
-	if reported != "" && reported != got {
-		return "", fmt.Errorf("docker push reported %s but the registry's tag points to %s", reported, got)
+	return reported, password, err // a *dockercli.Error, which says "docker push"
+}
+
+// refusedLogin reports whether docker push failed because the registry refused its login (a 401,
+// or ECR's word for an expired token), rather than for a missing permission or anything else.
+func refusedLogin(err error) bool {
+	derr, ok := errors.AsType[*dockercli.Error](err)
+	if !ok {
+		return false
 	}
-	return got, nil
+	out := strings.ToLower(derr.Output)
+	for _, s := range []string{"unauthorized", "no basic auth credentials", "authentication required", "authorization token has expired"} {
+		if strings.Contains(out, s) {
+			return true
+		}
+	}
+	return false
 }
 
 // writeDockerConfig makes a private DOCKER_CONFIG directory in the state dir holding only

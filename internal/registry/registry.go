@@ -1,9 +1,21 @@
 // Package registry talks to OCI registries with the server's credentials: docker push through the
-// CLI (the engine holds the image) and manifest digests through the registry HTTP API v2.
+// CLI (the engine holds the image) and manifest digests through the registry HTTP API v2. The
+// credentials are the config's static logins (Static) and Amazon ECR's tokens (ECR).
+//
+// Why not google/go-containerregistry: it would replace only the digest read and its
+// authentication (session, Digest: a HEAD per reference, Basic and Bearer, under 300 lines,
+// tested against a real registry); the push must stay docker push, since the image lives in the
+// engine that built it and ggcr's daemon source exports whole images through `docker save`.
+// "Does this digest still exist" is Digest on repo@sha256:…, one HEAD here as in ggcr's
+// remote.Head. Its remote package would add five modules (ggcr, docker/cli for its keychain,
+// docker-credential-helpers, klauspost/compress, logrus), about 60 packages and 4 MB of binary,
+// for code we do not call. Worth adopting when Slipway copies images between registries or
+// pushes without an engine (crane's Copy and remote.Write are the parts that earn their weight).
 package registry
 
 import (
 	"cmp"
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -101,4 +113,15 @@ func isLocal(host string) bool {
 	}
 	ip := net.ParseIP(h)
 	return ip != nil && ip.IsLoopback()
+}
+
+// invalidate tells the credentials that host refused password. It reports whether a fresh Lookup
+// may give another login, worth one more try.
+func (r *Registry) invalidate(ctx context.Context, host, password string) bool {
+	inv, ok := r.creds.(Invalidator)
+	if !ok || password == "" || !inv.Invalidate(host, password) {
+		return false
+	}
+	r.logger.InfoContext(ctx, "registry refused the login; trying once more with a fresh one", "host", host)
+	return true
 }
