@@ -1,16 +1,9 @@
 package registry
 
 import (
-	"bufio"
 	"encoding/base64"
-	"io"
-	"net/http"
-	"os"
-	"os/exec"
-	"regexp"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
@@ -20,13 +13,14 @@ import (
 
 	"github.com/slipway-dev/slipway/internal/dockercli/dockertest"
 	"github.com/slipway-dev/slipway/internal/imagebuild"
+	"github.com/slipway-dev/slipway/internal/testenv"
 )
 
 // TestECRMoto makes every ECR call the credentials make through the real SDK client, pointed at
 // moto with BaseEndpoint: real request and response shapes. moto's tokens say they expired in
 // 2015, so they are used once and never cached; the cache is TestECRTokenCache's.
 func TestECRMoto(t *testing.T) {
-	url := startMoto(t)
+	url := testenv.Moto(t)
 	const region = "us-east-1"
 	client := ecr.New(ecr.Options{
 		Region:       region,
@@ -60,7 +54,7 @@ func TestECRMoto(t *testing.T) {
 	})
 
 	t.Run("create repository", func(t *testing.T) {
-		resetMoto(t, url)
+		testenv.ResetMoto(t, url)
 		cfg := ECRConfig{Region: region, CreateRepositories: true, TagImmutability: true, ScanOnPush: true}
 		e, err := NewECR(cfg, client, client, nil, testLogger(t))
 		if err != nil {
@@ -88,7 +82,7 @@ func TestECRMoto(t *testing.T) {
 	// moto gives (its token server checks the password) stands in for ECR through the override.
 	t.Run("push with the token", func(t *testing.T) {
 		e := dockertest.Require(t)
-		resetMoto(t, url)
+		testenv.ResetMoto(t, url)
 		out, err := client.GetAuthorizationToken(ctx, &ecr.GetAuthorizationTokenInput{})
 		if err != nil {
 			t.Fatal(err)
@@ -131,68 +125,4 @@ func describeRepository(t *testing.T, client *ecr.Client, name string) ecrtypes.
 		t.Fatalf("describing repository %s: %v", name, err)
 	}
 	return out.Repositories[0]
-}
-
-// startMoto runs moto's server on a free port for the test and returns its URL. Without moto the
-// test is skipped, or fails under CI=true, where a missing emulator is a broken harness.
-func startMoto(t *testing.T) string {
-	t.Helper()
-	if err := exec.Command("python3", "-c", "import moto.server").Run(); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("moto is not installed (python3 -c 'import moto.server': %v): the test harness installs it", err)
-		}
-		t.Skipf("moto is not installed (python3 -c 'import moto.server': %v): run the tests through `make test`", err)
-	}
-	cmd := exec.Command("python3", "-m", "moto.server", "-H", "127.0.0.1", "-p", "0")
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("starting moto: %v", err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-	})
-	// Werkzeug names the port it bound: the signal that moto serves.
-	ready := make(chan string, 1)
-	go func() {
-		re := regexp.MustCompile(`Running on (http://127\.0\.0\.1:\d+)`)
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			if m := re.FindStringSubmatch(sc.Text()); m != nil {
-				ready <- m[1]
-				break
-			}
-		}
-		close(ready)
-		_, _ = io.Copy(io.Discard, stderr)
-	}()
-	select {
-	case url, ok := <-ready:
-		if !ok {
-			t.Fatal("moto exited before it served")
-		}
-		return url
-	case <-time.After(2 * time.Minute): // a hang guard: moto starts in seconds
-		t.Fatal("moto did not start")
-	}
-	return ""
-}
-
-func resetMoto(t *testing.T, url string) {
-	t.Helper()
-	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, url+"/moto-api/reset", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("resetting moto: %s", resp.Status)
-	}
 }

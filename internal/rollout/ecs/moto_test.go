@@ -1,15 +1,9 @@
 package ecs_test
 
 import (
-	"bufio"
 	"context"
-	"io"
 	"log/slog"
-	"net/http"
-	"os"
-	"os/exec"
 	"reflect"
-	"regexp"
 	"testing"
 	"time"
 
@@ -18,6 +12,7 @@ import (
 	ecstypes "github.com/aws/aws-sdk-go-v2/service/ecs/types"
 
 	"github.com/slipway-dev/slipway/internal/rollout/ecs"
+	"github.com/slipway-dev/slipway/internal/testenv"
 )
 
 // TestMoto checks every call the target makes against moto, a third-party AWS emulator: real
@@ -26,11 +21,11 @@ import (
 // to the desired count it is COMPLETED from the start), so the target follows the service itself
 // until it names the new revision and is steady; the outcomes moto cannot show are the double's.
 func TestMoto(t *testing.T) {
-	url := startMoto(t)
+	url := testenv.Moto(t, "MOTO_ECS_SERVICE_RUNNING=1")
 	client := newClient(url)
 
 	t.Run("deploy", func(t *testing.T) {
-		resetMoto(t, url)
+		testenv.ResetMoto(t, url)
 		td := motoService(t, client, "api", &awsecs.RegisterTaskDefinitionInput{
 			Family: aws.String("api"), NetworkMode: ecstypes.NetworkModeBridge,
 			ContainerDefinitions: []ecstypes.ContainerDefinition{
@@ -68,7 +63,7 @@ func TestMoto(t *testing.T) {
 	})
 
 	t.Run("rich task definition", func(t *testing.T) {
-		resetMoto(t, url)
+		testenv.ResetMoto(t, url)
 		raw, tags := richTaskDef(t)
 		in := richInput(t, raw, tags)
 		td := motoService(t, client, "rich", in)
@@ -85,68 +80,6 @@ func TestMoto(t *testing.T) {
 		}
 		sameDefinition(t, client, td, next)
 	})
-}
-
-// startMoto runs moto's server on a free port for the test and returns its URL. Without moto the
-// test is skipped, or fails under CI=true, where a missing emulator is a broken harness.
-func startMoto(t *testing.T) string {
-	t.Helper()
-	if err := exec.Command("python3", "-c", "import moto.server").Run(); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("moto is not installed (python3 -c 'import moto.server': %v): the test harness installs it", err)
-		}
-		t.Skipf("moto is not installed (python3 -c 'import moto.server': %v): run the tests through `make test`", err)
-	}
-	cmd := exec.Command("python3", "-m", "moto.server", "-H", "127.0.0.1", "-p", "0")
-	// moto's service reports this many running tasks, the desired count of the tests' services.
-	cmd.Env = append(os.Environ(), "MOTO_ECS_SERVICE_RUNNING=1")
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("starting moto: %v", err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-	})
-	// Werkzeug names the port it bound: the signal that moto serves.
-	ready := make(chan string, 1)
-	go func() {
-		re := regexp.MustCompile(`Running on (http://127\.0\.0\.1:\d+)`)
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			if m := re.FindStringSubmatch(sc.Text()); m != nil {
-				ready <- m[1]
-				break
-			}
-		}
-		close(ready)
-		_, _ = io.Copy(io.Discard, stderr)
-	}()
-	select {
-	case url, ok := <-ready:
-		if !ok {
-			t.Fatal("moto exited before it served")
-		}
-		return url
-	case <-time.After(2 * time.Minute): // a hang guard: moto starts in seconds
-		t.Fatal("moto did not start")
-	}
-	return ""
-}
-
-func resetMoto(t *testing.T, url string) {
-	t.Helper()
-	resp, err := http.Post(url+"/moto-api/reset", "application/json", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("resetting moto: %s", resp.Status)
-	}
 }
 
 func motoTarget(t *testing.T, client *awsecs.Client) (*ecs.Target, *logLines) {

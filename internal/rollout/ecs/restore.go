@@ -24,9 +24,9 @@ func (t *Target) Restore(ctx context.Context, r deploy.Rollout, log deploy.LogFu
 	if err != nil {
 		return deploy.RolloutError(true, r.Image, false, err)
 	}
-	if sameImage(image(u.td, u.p.container), r.Previous) {
+	if deploy.SameImage(image(u.td, u.p.container), r.Previous) {
 		say(log, "ECS service %s runs %s (%s) already: nothing to restore", u.p,
-			short(aws.ToString(u.before.TaskDefinition)), shortImage(r.Previous))
+			short(aws.ToString(u.before.TaskDefinition)), deploy.ShortImage(r.Previous))
 		return nil
 	}
 	restored, err := u.run(ctx)

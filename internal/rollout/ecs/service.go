@@ -143,33 +143,4 @@ func rollsBack(s ecstypes.Service) bool {
 	return c != nil && c.DeploymentCircuitBreaker != nil && c.DeploymentCircuitBreaker.Enable && c.DeploymentCircuitBreaker.Rollback
 }
 
-// sameImage reports whether two references name the same image. A task definition can hold
-// repository:tag@digest where Slipway asked for repository@digest; then the digest decides.
-func sameImage(a, b string) bool {
-	if a == b {
-		return true
-	}
-	ra, da, okA := strings.Cut(a, "@")
-	rb, db, okB := strings.Cut(b, "@")
-	return okA && okB && da == db && stripTag(ra) == stripTag(rb)
-}
-
-// stripTag removes a :tag from a repository, leaving a registry's :port alone.
-func stripTag(repo string) string {
-	if i := strings.LastIndexByte(repo, ':'); i > strings.LastIndexByte(repo, '/') {
-		return repo[:i]
-	}
-	return repo
-}
-
-// shortImage shortens the digest of a pinned reference to 12 hex digits, enough to tell two builds
-// apart in a progress line.
-func shortImage(ref string) string {
-	repo, digest, ok := strings.Cut(ref, "@sha256:")
-	if !ok || len(digest) <= 12 {
-		return ref
-	}
-	return repo + "@sha256:" + digest[:12]
-}
-
 func seconds(d time.Duration) string { return fmt.Sprintf("%.1fs", d.Seconds()) }

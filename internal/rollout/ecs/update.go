@@ -69,7 +69,7 @@ func (u *update) run(ctx context.Context) (restored bool, err error) {
 	}
 	live := aws.ToString(u.before.TaskDefinition)
 	arn := live
-	if !sameImage(image(u.td, u.p.container), u.image) {
+	if !deploy.SameImage(image(u.td, u.p.container), u.image) {
 		if arn, err = u.register(ctx, u.image); err != nil {
 			return false, err
 		}
@@ -88,10 +88,10 @@ func (u *update) run(ctx context.Context) (restored bool, err error) {
 		return false, fmt.Errorf("not updating ECS service %s: %w", u.p, err)
 	}
 	if arn == live {
-		say(u.log, "ECS service %s names %s (%s) already: following its deployment", u.p, short(live), shortImage(u.image))
+		say(u.log, "ECS service %s names %s (%s) already: following its deployment", u.p, short(live), deploy.ShortImage(u.image))
 	} else {
 		say(u.log, "updating ECS service %s from %s (%s) to %s (%s)", u.p,
-			short(live), shortImage(image(u.td, u.p.container)), short(arn), shortImage(u.image))
+			short(live), deploy.ShortImage(image(u.td, u.p.container)), short(arn), deploy.ShortImage(u.image))
 	}
 	start := time.Now()
 	out, err := u.t.api.UpdateService(ctx, &awsecs.UpdateServiceInput{
@@ -153,10 +153,10 @@ func (u *update) register(ctx context.Context, ref string) (string, error) {
 	}
 	if shared {
 		say(u.log, "task definition %s: %s with %s in container %s, registered for another service of this push",
-			short(arn), short(base), shortImage(ref), u.p.container)
+			short(arn), short(base), deploy.ShortImage(ref), u.p.container)
 	} else {
 		say(u.log, "registered task definition %s: %s with %s in container %s",
-			short(arn), short(base), shortImage(ref), u.p.container)
+			short(arn), short(base), deploy.ShortImage(ref), u.p.container)
 	}
 	return arn, nil
 }
@@ -173,7 +173,7 @@ func (u *update) revert(ctx context.Context, w *watch, previous, ours string, ca
 	if previous == ours {
 		// The service ran the new image before this attempt (an earlier one, interrupted, got that
 		// far): what goes back is the image recorded live, in a revision of its own.
-		if u.r.Previous == "" || sameImage(u.r.Previous, u.image) {
+		if u.r.Previous == "" || deploy.SameImage(u.r.Previous, u.image) {
 			say(u.log, "ECS service %s ran %s before: nothing to roll back", u.p, short(ours))
 			return false, cause
 		}

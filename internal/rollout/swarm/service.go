@@ -131,32 +131,3 @@ func defaultUpdate() swarm.UpdateConfig {
 		Order:         swarm.UpdateOrderStopFirst,
 	}
 }
-
-// sameImage reports whether two references name the same image. A spec can hold
-// repository:tag@digest where Slipway asked for repository@digest; then the digest decides.
-func sameImage(a, b string) bool {
-	if a == b {
-		return true
-	}
-	ra, da, okA := strings.Cut(a, "@")
-	rb, db, okB := strings.Cut(b, "@")
-	return okA && okB && da == db && stripTag(ra) == stripTag(rb)
-}
-
-// stripTag removes a :tag from a repository, leaving a registry's :port alone.
-func stripTag(repo string) string {
-	if i := strings.LastIndexByte(repo, ':'); i > strings.LastIndexByte(repo, '/') {
-		return repo[:i]
-	}
-	return repo
-}
-
-// shortImage shortens the digest of a pinned reference to 12 hex digits, enough to tell two
-// builds apart in a progress line.
-func shortImage(ref string) string {
-	repo, digest, ok := strings.Cut(ref, "@sha256:")
-	if !ok || len(digest) <= 12 {
-		return ref
-	}
-	return repo + "@sha256:" + digest[:12]
-}

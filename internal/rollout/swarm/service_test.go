@@ -36,8 +36,8 @@ func TestSameImage(t *testing.T) {
 		{"busybox:latest", "busybox" + d1, false},
 	}
 	for _, tt := range tests {
-		if got := sameImage(tt.a, tt.b); got != tt.want {
-			t.Errorf("sameImage(%q, %q) = %v, want %v", tt.a, tt.b, got, tt.want)
+		if got := deploy.SameImage(tt.a, tt.b); got != tt.want {
+			t.Errorf("deploy.SameImage(%q, %q) = %v, want %v", tt.a, tt.b, got, tt.want)
 		}
 	}
 }
@@ -49,8 +49,8 @@ func TestShortImage(t *testing.T) {
 		{"", ""},
 	}
 	for _, tt := range tests {
-		if got := shortImage(tt.in); got != tt.want {
-			t.Errorf("shortImage(%q) = %q, want %q", tt.in, got, tt.want)
+		if got := deploy.ShortImage(tt.in); got != tt.want {
+			t.Errorf("deploy.ShortImage(%q) = %q, want %q", tt.in, got, tt.want)
 		}
 	}
 }

@@ -109,7 +109,7 @@ func (p *progress) report(tasks []swarm.Task) {
 			continue
 		}
 		p.tasks[k.ID] = key
-		line := fmt.Sprintf("task %s %s %s", p.slot(k), k.Status.State, shortImage(taskImage(k)))
+		line := fmt.Sprintf("task %s %s %s", p.slot(k), k.Status.State, deploy.ShortImage(taskImage(k)))
 		if e := taskErr(k); e != "" {
 			line += ": " + e
 		}
@@ -149,7 +149,7 @@ func (u *update) failure(ctx context.Context, st *swarm.UpdateStatus) string {
 	}
 	for _, k := range tasks {
 		e := taskErr(k)
-		if !sameImage(taskImage(k), u.r.Image) || e == "" {
+		if !deploy.SameImage(taskImage(k), u.r.Image) || e == "" {
 			continue
 		}
 		say(u.log, "last output of task %s:", k.ID)

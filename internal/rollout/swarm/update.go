@@ -135,7 +135,7 @@ func (u *update) abort(ctx context.Context) (rolledBack bool, err error) {
 	if !found {
 		return false, cause
 	}
-	if sameImage(image(s), image(u.before)) {
+	if deploy.SameImage(image(s), image(u.before)) {
 		if state(s) != swarm.UpdateStateRollbackStarted {
 			say(u.log, "swarm service %s still has image %s: nothing to roll back", u.name, image(s))
 			return false, cause
@@ -149,7 +149,7 @@ func (u *update) abort(ctx context.Context) (rolledBack bool, err error) {
 		}
 		return true, cause
 	}
-	if !sameImage(image(s), u.r.Image) {
+	if !deploy.SameImage(image(s), u.r.Image) {
 		say(u.log, "swarm service %s now has image %s, set by someone else: not rolling back", u.name, image(s))
 		return false, cause
 	}
@@ -185,7 +185,7 @@ func (u *update) rollback(ctx context.Context, s swarm.Service) error {
 	if st := state(s); st != swarm.UpdateStateRollbackCompleted {
 		return fmt.Errorf("the rollback ended %s: %s", st, message(s))
 	}
-	if !sameImage(image(s), image(u.before)) {
+	if !deploy.SameImage(image(s), image(u.before)) {
 		return fmt.Errorf("after the rollback the service's image is %s, not %s", image(s), image(u.before))
 	}
 	say(u.log, "swarm service %s is back on %s", u.name, image(u.before))

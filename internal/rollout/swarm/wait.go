@@ -8,6 +8,8 @@ import (
 	"github.com/docker/docker/api/types/events"
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/swarm"
+
+	"github.com/slipway-dev/slipway/internal/deploy"
 )
 
 const (
@@ -123,7 +125,7 @@ func (u *update) read(ctx context.Context) (swarm.Service, error) {
 // verify checks that the spec names the image and that a task runs it. A task can be between
 // restarts at the moment the update completes, so it looks for a while before it gives up.
 func (u *update) verify(ctx context.Context, s swarm.Service) error {
-	if !sameImage(image(s), u.r.Image) {
+	if !deploy.SameImage(image(s), u.r.Image) {
 		return fmt.Errorf("swarm service %s: the update finished, but the service's image is %s", u.name, image(s))
 	}
 	if scaledToZero(s) {
@@ -140,7 +142,7 @@ func (u *update) verify(ctx context.Context, s swarm.Service) error {
 		u.progress.report(tasks)
 		var failed string
 		for _, k := range tasks {
-			if !sameImage(taskImage(k), u.r.Image) {
+			if !deploy.SameImage(taskImage(k), u.r.Image) {
 				continue
 			}
 			if k.Status.State == swarm.TaskStateRunning && k.DesiredState == swarm.TaskStateRunning {
