@@ -108,7 +108,10 @@ type Registry struct {
 	Host     string `yaml:"host"`
 	Username string `yaml:"username"`
 	Password Secret `yaml:"password"`
-	Insecure bool   `yaml:"insecure"` // plain http
+	// PasswordEnv names an environment variable holding the password, so that it need not be
+	// written in the file (SLIPWAY_REGISTRY_PASSWORD_ACME, say); it wins over password.
+	PasswordEnv string `yaml:"password_env"`
+	Insecure    bool   `yaml:"insecure"` // plain http
 }
 
 // Stages bounds each stage of a deployment.
@@ -334,6 +337,17 @@ func applyEnv(cfg *Config, vars map[string]string) error {
 	boolean("SLIPWAY_AWS_ECR_CREATE_REPOSITORIES", &cfg.AWS.ECR.CreateRepositories)
 	boolean("SLIPWAY_AWS_ECR_TAG_IMMUTABILITY", &cfg.AWS.ECR.TagImmutability)
 	boolean("SLIPWAY_AWS_ECR_SCAN_ON_PUSH", &cfg.AWS.ECR.ScanOnPush)
+	for i, r := range cfg.Registries {
+		if r.PasswordEnv == "" {
+			continue
+		}
+		v, ok := vars[r.PasswordEnv]
+		if !ok || v == "" {
+			errs = append(errs, fmt.Errorf("registries[%d].password_env: environment variable %s is not set", i, r.PasswordEnv))
+			continue
+		}
+		cfg.Registries[i].Password = Secret(v)
+	}
 	// Repositories from the environment: "owner/a,owner/b@main" (branch patterns after @, joined by |).
 	if v, ok := vars["SLIPWAY_REPOSITORIES"]; ok {
 		cfg.Repositories = nil

@@ -147,7 +147,7 @@ func TestMatchPush(t *testing.T) {
 // The example in deploy/ must stay a configuration the server accepts.
 func TestExampleConfig(t *testing.T) {
 	cfg, err := Load(filepath.Join("..", "..", "deploy", "slipway.example.yml"),
-		[]string{base, "SLIPWAY_WEBHOOK_SECRET=example-secret"})
+		[]string{base, "SLIPWAY_WEBHOOK_SECRET=example-secret", "SLIPWAY_REGISTRY_PASSWORD_EXAMPLE=example-password"})
 	if err != nil {
 		t.Fatal(err)
 	}
