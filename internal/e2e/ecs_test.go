@@ -1,0 +1,178 @@
+package e2e
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/slipway-dev/slipway/internal/deploy"
+	"github.com/slipway-dev/slipway/internal/testenv"
+)
+
+const ecsSecretKey = "e2e-aws-secret-key-not-to-be-logged"
+
+// Issue 8 end to end: a signed push is built, pushed with an ECR token (moto's
+// GetAuthorizationToken) to the harness registry standing in for ECR (aws.ecr.registry_override),
+// and deployed to an unowned ECS service, adopted, on the in-test ECS double: a new task
+// definition naming repo@digest, the deployment succeeded. A second push the double's circuit
+// breaker fails and ECS rolls back ends rolled_back, with ECS's reason in the error and the log.
+func TestECSDeployAndCircuitBreakerRollback(t *testing.T) {
+	e := needDocker(t)
+	d := newDB(t)
+	motoURL := testenv.Moto(t)
+	ecs := newECSDouble(t)
+
+	image := e.image("app")
+	prevTD := ecs.addTaskDef(map[string]any{
+		"taskDefinitionArn": ecsTaskDefARN("app", 3), "family": "app", "revision": float64(3), "status": "ACTIVE",
+		"networkMode": "awsvpc", "cpu": "256", "memory": "512",
+		"requiresCompatibilities": []any{"FARGATE"}, "compatibilities": []any{"EC2", "FARGATE"},
+		"containerDefinitions": []any{
+			map[string]any{"name": "app", "image": image + ":bootstrap", "essential": true, "cpu": 0},
+		},
+		"registeredAt": 1.7e9, "registeredBy": "arn:aws:iam::" + ecsAccount + ":role/admin",
+	})
+	ecs.addService("app", prevTD, 2)
+
+	repo := newGitRepo(t)
+	repo.write(".slipway.yml", fmt.Sprintf(`services:
+  app:
+    image: %s
+    environments:
+      production: {branch: main, ecs: {cluster: %s, service: app, container: app}}
+`, image, ecsCluster))
+	repo.write("Dockerfile", e.workerDockerfile())
+	repo.write("version", "1\n")
+	first := repo.commit("ecs one")
+
+	cfg := fmt.Sprintf(`repositories:
+  - name: acme/app
+    clone_url: %s
+policy:
+  rules:
+    - repo: acme/app
+      targets: ["ecs:%s/app"]
+      images: ["%s/**"]
+  adopt: ["ecs:%s/app"]
+registries:
+  - host: %s
+    insecure: true
+`, repo.dir, ecsCluster, image, ecsCluster, e.registry)
+	cfgPath := filepath.Join(t.TempDir(), "slipway.yml")
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	srv := startServer(t, d.url,
+		"SLIPWAY_CONFIG="+cfgPath,
+		"SLIPWAY_DOCKER_BINARY="+e.cli,
+		"SLIPWAY_DOCKER_BUILD_NETWORK=host",
+		"SLIPWAY_AWS_REGION="+ecsRegion,
+		"SLIPWAY_AWS_ECS_ENDPOINT="+ecs.srv.URL,
+		"SLIPWAY_AWS_ECR_ENDPOINT="+motoURL,
+		"SLIPWAY_AWS_ECR_REGISTRY_OVERRIDE="+e.registry,
+		// Static credentials only: no profile, shared files or instance metadata.
+		"AWS_ACCESS_KEY_ID="+ecsKeyID,
+		"AWS_SECRET_ACCESS_KEY="+ecsSecretKey,
+		"AWS_SESSION_TOKEN=",
+		"AWS_PROFILE=",
+		"AWS_CONFIG_FILE=/dev/null",
+		"AWS_SHARED_CREDENTIALS_FILE=/dev/null",
+		"AWS_EC2_METADATA_DISABLED=true",
+	)
+	t.Cleanup(func() {
+		if strings.Contains(srv.logs.String(), ecsSecretKey) {
+			t.Error("slipway's output contains the AWS secret key")
+		}
+	})
+
+	// First push: built, pushed with an ECR token, deployed, the service adopted.
+	r1 := d.waitRun(srv.push("acme/app", "main", zeroSHA, first, "ecs one"), 5*time.Minute)
+	if r1.Status != deploy.StatusPlanned || len(r1.Deployments) != 1 {
+		t.Fatalf("first run: %s %q, %d deployments", r1.Status, r1.Error, len(r1.Deployments))
+	}
+	dep1 := r1.Deployments[0]
+	checkDeployment(t, dep1, deploy.StatusSucceeded)
+	if t.Failed() {
+		t.Fatalf("first deployment log:\n%s", d.logs(dep1.ID))
+	}
+	pinned1 := image + "@" + dep1.ImageDigest
+	td1, tags, running := ecs.service("app")
+	if td1 == prevTD || running {
+		t.Fatalf("service on %s (deployment running: %v), want a new revision, steady", td1, running)
+	}
+	if got := containerImage(t, ecs.taskDef(td1), "app"); got != pinned1 {
+		t.Errorf("task definition %s runs %q, want %q", td1, got, pinned1)
+	}
+	if !hasTag(tags, "dev.slipway.repo", "acme/app") {
+		t.Errorf("adopted service's tags %v lack dev.slipway.repo=acme/app", tags)
+	}
+	if !strings.Contains(srv.logs.String(), `msg="got an ECR token" component=registry.ecr host=`+e.registry) {
+		t.Errorf("no ECR token was fetched for %s (the override)", e.registry)
+	}
+	calls := ecs.take()
+	if calls["RegisterTaskDefinition"] != 1 || calls["UpdateService"] != 1 || calls["TagResource"] != 1 {
+		t.Errorf("ECS calls %v: want one RegisterTaskDefinition, UpdateService and TagResource", calls)
+	}
+	if logs := d.logs(dep1.ID); !strings.Contains(logs, "pushed") || !strings.Contains(logs, "live: "+pinned1) {
+		t.Errorf("first deployment log lacks the push or live line:\n%s", logs)
+	}
+
+	// Second push: ECS's circuit breaker fails it and ECS rolls the service back.
+	const reason = "ECS deployment circuit breaker: tasks failed to start."
+	ecs.script("app", []ecsStep{ecsProgress(0, 2), ecsCircuitBreaker(reason), ecsRolledBack(reason)})
+	repo.write("version", "2\n")
+	second := repo.commit("ecs two")
+	r2 := d.waitRun(srv.push("acme/app", "main", first, second, "ecs two"), 5*time.Minute)
+	if len(r2.Deployments) != 1 {
+		t.Fatalf("second run: %s %q, %d deployments", r2.Status, r2.Error, len(r2.Deployments))
+	}
+	dep2 := r2.Deployments[0]
+	logs2 := d.logs(dep2.ID)
+	if dep2.Status != deploy.StatusRolledBack || !strings.Contains(dep2.Error, reason) {
+		t.Errorf("second deployment: %s %q, want rolled_back with %q\n%s", dep2.Status, dep2.Error, reason, logs2)
+	}
+	if dep2.ImageDigest == "" || dep2.ImageDigest == dep1.ImageDigest {
+		t.Errorf("second deployment's digest %q, want a new one (first %s)", dep2.ImageDigest, dep1.ImageDigest)
+	}
+	if !strings.Contains(logs2, reason) {
+		t.Errorf("second deployment log lacks ECS's reason:\n%s", logs2)
+	}
+	if td, _, running := ecs.service("app"); td != td1 || running {
+		t.Errorf("service on %s (running: %v), want ECS's rollback to %s", td, running, td1)
+	}
+	if calls := ecs.take(); calls["UpdateService"] != 1 || calls["RegisterTaskDefinition"] != 1 {
+		t.Errorf("ECS calls %v: want one RegisterTaskDefinition and one UpdateService (ECS rolled back, not Slipway)", calls)
+	}
+	if testing.Verbose() {
+		t.Logf("rolled-back deployment's error: %s\nlog:\n%s", dep2.Error, logs2)
+	}
+}
+
+// containerImage is the image of the named container of a task definition.
+func containerImage(t *testing.T, td map[string]any, name string) string {
+	t.Helper()
+	if td == nil {
+		t.Fatal("no such task definition")
+	}
+	defs, _ := td["containerDefinitions"].([]any)
+	for _, c := range defs {
+		if m, _ := c.(map[string]any); m["name"] == name {
+			s, _ := m["image"].(string)
+			return s
+		}
+	}
+	t.Fatalf("task definition has no container %q: %v", name, td)
+	return ""
+}
+
+func hasTag(tags []any, key, value string) bool {
+	for _, tg := range tags {
+		if m, _ := tg.(map[string]any); m["key"] == key && m["value"] == value {
+			return true
+		}
+	}
+	return false
+}
