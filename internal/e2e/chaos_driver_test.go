@@ -218,8 +218,7 @@ func (d *chaosDriver) deliver(delivery string, body []byte) int64 {
 func (d *chaosDriver) settle(db *pgxpool.Pool, limit time.Duration) bool {
 	d.t.Helper()
 	deadline := time.Now().Add(limit)
-	progress := time.Now()
-	for {
+	for poll := 1; ; poll++ {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		runs, deps, err := unfinished(ctx, db)
 		cancel()
@@ -232,8 +231,7 @@ func (d *chaosDriver) settle(db *pgxpool.Pool, limit time.Duration) bool {
 			d.logf("NOT settled after %s: %d runs and %d deployments unfinished, %d workers busy (err %v)", limit, runs, deps, busy, err)
 			return false
 		}
-		if time.Since(progress) > 15*time.Second {
-			progress = time.Now()
+		if poll%30 == 0 { // a progress line every 30 polls (about 15 s), only for the reader
 			d.logf("waiting: %d runs and %d deployments unfinished, %d workers busy (err %v)", runs, deps, busy, err)
 		}
 		time.Sleep(500 * time.Millisecond)

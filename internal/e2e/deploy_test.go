@@ -386,15 +386,16 @@ func TestCancelDuringBuild(t *testing.T) {
 	if final.Status != deploy.StatusCancelled {
 		t.Errorf("status %s, want cancelled", final.Status)
 	}
-	for {
+	// Wait for the build's process to go; the deadline only stops a hung test (the sleep runs 313 s,
+	// so one still there at the deadline was not killed).
+	for deadline := start.Add(2 * time.Minute); ; time.Sleep(100 * time.Millisecond) {
 		out, _ := exec.Command("pgrep", "-f", "sleep 313").Output()
 		if len(strings.TrimSpace(string(out))) == 0 {
 			break
 		}
-		if time.Since(start) > 2*time.Minute { // only stops a hung test, and tells killed from finished
-			t.Fatalf("the build's sleep is still running %s after cancel: pids %s", time.Since(start), out)
+		if time.Now().After(deadline) {
+			t.Fatalf("the build's sleep is still running after cancel: pids %s", out)
 		}
-		time.Sleep(100 * time.Millisecond)
 	}
 	t.Logf("cancelled and build process gone in %s", time.Since(start).Round(time.Millisecond))
 	if code := srv.api(http.MethodPost, path, apiToken, nil); code != http.StatusConflict {
