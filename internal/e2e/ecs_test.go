@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/slipway-dev/slipway/internal/deploy"
+	"github.com/slipway-dev/slipway/internal/rollout/ecs/ecstest"
 	"github.com/slipway-dev/slipway/internal/testenv"
 )
 
@@ -23,19 +24,19 @@ func TestECSDeployAndCircuitBreakerRollback(t *testing.T) {
 	e := needDocker(t)
 	d := newDB(t)
 	motoURL := testenv.Moto(t)
-	ecs := newECSDouble(t)
+	ecs := ecstest.New(t)
 
 	image := e.image("app")
-	prevTD := ecs.addTaskDef(map[string]any{
-		"taskDefinitionArn": ecsTaskDefARN("app", 3), "family": "app", "revision": float64(3), "status": "ACTIVE",
+	prevTD := ecs.AddTaskDef(map[string]any{
+		"taskDefinitionArn": ecstest.TaskDefARN("app", 3), "family": "app", "revision": float64(3), "status": "ACTIVE",
 		"networkMode": "awsvpc", "cpu": "256", "memory": "512",
 		"requiresCompatibilities": []any{"FARGATE"}, "compatibilities": []any{"EC2", "FARGATE"},
 		"containerDefinitions": []any{
 			map[string]any{"name": "app", "image": image + ":bootstrap", "essential": true, "cpu": 0},
 		},
-		"registeredAt": 1.7e9, "registeredBy": "arn:aws:iam::" + ecsAccount + ":role/admin",
-	})
-	ecs.addService("app", prevTD, 2)
+		"registeredAt": 1.7e9, "registeredBy": "arn:aws:iam::" + ecstest.Account + ":role/admin",
+	}, nil)
+	ecs.AddService("app", prevTD, 2, "", true) // no owner tag: adopted; ECS rolls back on failure
 
 	repo := newGitRepo(t)
 	repo.write(".slipway.yml", fmt.Sprintf(`services:
@@ -43,7 +44,7 @@ func TestECSDeployAndCircuitBreakerRollback(t *testing.T) {
     image: %s
     environments:
       production: {branch: main, ecs: {cluster: %s, service: app, container: app}}
-`, image, ecsCluster))
+`, image, ecstest.Cluster))
 	repo.write("Dockerfile", e.workerDockerfile())
 	repo.write("version", "1\n")
 	first := repo.commit("ecs one")
@@ -60,7 +61,7 @@ policy:
 registries:
   - host: %s
     insecure: true
-`, repo.dir, ecsCluster, image, ecsCluster, e.registry)
+`, repo.dir, ecstest.Cluster, image, ecstest.Cluster, e.registry)
 	cfgPath := filepath.Join(t.TempDir(), "slipway.yml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
@@ -69,12 +70,12 @@ registries:
 		"SLIPWAY_CONFIG="+cfgPath,
 		"SLIPWAY_DOCKER_BINARY="+e.cli,
 		"SLIPWAY_DOCKER_BUILD_NETWORK=host",
-		"SLIPWAY_AWS_REGION="+ecsRegion,
-		"SLIPWAY_AWS_ECS_ENDPOINT="+ecs.srv.URL,
+		"SLIPWAY_AWS_REGION="+ecstest.Region,
+		"SLIPWAY_AWS_ECS_ENDPOINT="+ecs.URL(),
 		"SLIPWAY_AWS_ECR_ENDPOINT="+motoURL,
 		"SLIPWAY_AWS_ECR_REGISTRY_OVERRIDE="+e.registry,
 		// Static credentials only: no profile, shared files or instance metadata.
-		"AWS_ACCESS_KEY_ID="+ecsKeyID,
+		"AWS_ACCESS_KEY_ID="+ecstest.KeyID,
 		"AWS_SECRET_ACCESS_KEY="+ecsSecretKey,
 		"AWS_SESSION_TOKEN=",
 		"AWS_PROFILE=",
@@ -99,11 +100,12 @@ registries:
 		t.Fatalf("first deployment log:\n%s", d.logs(dep1.ID))
 	}
 	pinned1 := image + "@" + dep1.ImageDigest
-	td1, tags, running := ecs.service("app")
+	s1 := ecs.Service("app")
+	td1, tags, running := s1.TaskDef, s1.Tags, s1.Run != nil
 	if td1 == prevTD || running {
 		t.Fatalf("service on %s (deployment running: %v), want a new revision, steady", td1, running)
 	}
-	if got := containerImage(t, ecs.taskDef(td1), "app"); got != pinned1 {
+	if got := containerImage(t, ecs.TaskDef(td1), "app"); got != pinned1 {
 		t.Errorf("task definition %s runs %q, want %q", td1, got, pinned1)
 	}
 	if !hasTag(tags, "dev.slipway.repo", "acme/app") {
@@ -112,7 +114,7 @@ registries:
 	if !strings.Contains(srv.logs.String(), `msg="got an ECR token" component=registry.ecr host=`+e.registry) {
 		t.Errorf("no ECR token was fetched for %s (the override)", e.registry)
 	}
-	calls := ecs.take()
+	calls := ecs.Take()
 	if calls["RegisterTaskDefinition"] != 1 || calls["UpdateService"] != 1 || calls["TagResource"] != 1 {
 		t.Errorf("ECS calls %v: want one RegisterTaskDefinition, UpdateService and TagResource", calls)
 	}
@@ -122,7 +124,7 @@ registries:
 
 	// Second push: ECS's circuit breaker fails it and ECS rolls the service back.
 	const reason = "ECS deployment circuit breaker: tasks failed to start."
-	ecs.script("app", []ecsStep{ecsProgress(0, 2), ecsCircuitBreaker(reason), ecsRolledBack(reason)})
+	ecs.Script("app", []ecstest.Step{ecstest.Progress(0, 2), ecstest.CircuitBreaker(reason), ecstest.RolledBack(reason)})
 	repo.write("version", "2\n")
 	second := repo.commit("ecs two")
 	r2 := d.waitRun(srv.push("acme/app", "main", first, second, "ecs two"), 5*time.Minute)
@@ -140,10 +142,10 @@ registries:
 	if !strings.Contains(logs2, reason) {
 		t.Errorf("second deployment log lacks ECS's reason:\n%s", logs2)
 	}
-	if td, _, running := ecs.service("app"); td != td1 || running {
-		t.Errorf("service on %s (running: %v), want ECS's rollback to %s", td, running, td1)
+	if s := ecs.Service("app"); s.TaskDef != td1 || s.Run != nil {
+		t.Errorf("service on %s (running: %v), want ECS's rollback to %s", s.TaskDef, s.Run != nil, td1)
 	}
-	if calls := ecs.take(); calls["UpdateService"] != 1 || calls["RegisterTaskDefinition"] != 1 {
+	if calls := ecs.Take(); calls["UpdateService"] != 1 || calls["RegisterTaskDefinition"] != 1 {
 		t.Errorf("ECS calls %v: want one RegisterTaskDefinition and one UpdateService (ECS rolled back, not Slipway)", calls)
 	}
 	if testing.Verbose() {

@@ -12,6 +12,7 @@ import (
 	ecstypes "github.com/aws/aws-sdk-go-v2/service/ecs/types"
 
 	"github.com/slipway-dev/slipway/internal/rollout/ecs"
+	"github.com/slipway-dev/slipway/internal/rollout/ecs/ecstest"
 	"github.com/slipway-dev/slipway/internal/testenv"
 )
 
@@ -22,7 +23,7 @@ import (
 // until it names the new revision and is steady; the outcomes moto cannot show are the double's.
 func TestMoto(t *testing.T) {
 	url := testenv.Moto(t, "MOTO_ECS_SERVICE_RUNNING=1")
-	client := newClient(url)
+	client := ecstest.NewClient(url)
 
 	t.Run("deploy", func(t *testing.T) {
 		testenv.ResetMoto(t, url)
@@ -103,7 +104,7 @@ func motoTarget(t *testing.T, client *awsecs.Client) (*ecs.Target, *logLines) {
 func motoService(t *testing.T, client *awsecs.Client, name string, in *awsecs.RegisterTaskDefinitionInput) *ecstypes.TaskDefinition {
 	t.Helper()
 	ctx := t.Context()
-	if _, err := client.CreateCluster(ctx, &awsecs.CreateClusterInput{ClusterName: aws.String(cluster)}); err != nil {
+	if _, err := client.CreateCluster(ctx, &awsecs.CreateClusterInput{ClusterName: aws.String(ecstest.Cluster)}); err != nil {
 		t.Fatal(err)
 	}
 	reg, err := client.RegisterTaskDefinition(ctx, in)
@@ -111,7 +112,7 @@ func motoService(t *testing.T, client *awsecs.Client, name string, in *awsecs.Re
 		t.Fatal(err)
 	}
 	_, err = client.CreateService(ctx, &awsecs.CreateServiceInput{
-		Cluster: aws.String(cluster), ServiceName: aws.String(name), TaskDefinition: reg.TaskDefinition.TaskDefinitionArn,
+		Cluster: aws.String(ecstest.Cluster), ServiceName: aws.String(name), TaskDefinition: reg.TaskDefinition.TaskDefinitionArn,
 		DesiredCount: aws.Int32(1),
 		DeploymentConfiguration: &ecstypes.DeploymentConfiguration{
 			DeploymentCircuitBreaker: &ecstypes.DeploymentCircuitBreaker{Enable: true, Rollback: true},
@@ -127,7 +128,7 @@ func motoService(t *testing.T, client *awsecs.Client, name string, in *awsecs.Re
 // motoLive is the task definition the service names now.
 func motoLive(t *testing.T, client *awsecs.Client, name string) *ecstypes.TaskDefinition {
 	t.Helper()
-	out, err := client.DescribeServices(t.Context(), &awsecs.DescribeServicesInput{Cluster: aws.String(cluster), Services: []string{name}})
+	out, err := client.DescribeServices(t.Context(), &awsecs.DescribeServicesInput{Cluster: aws.String(ecstest.Cluster), Services: []string{name}})
 	if err != nil || len(out.Services) != 1 {
 		t.Fatalf("describing %s: %v", name, err)
 	}
@@ -194,9 +195,9 @@ func richInput(t *testing.T, td map[string]any, tags []any) *awsecs.RegisterTask
 	t.Helper()
 	// The double registers exactly what it is sent: let it translate the JSON for us through the
 	// real client, then read the typed task definition back.
-	d := newDouble(t)
-	d.addTaskDef(td, tags)
-	out, err := d.client().DescribeTaskDefinition(t.Context(), &awsecs.DescribeTaskDefinitionInput{
+	d := ecstest.New(t)
+	d.AddTaskDef(td, tags)
+	out, err := d.Client().DescribeTaskDefinition(t.Context(), &awsecs.DescribeTaskDefinitionInput{
 		TaskDefinition: aws.String(td["taskDefinitionArn"].(string)), Include: []ecstypes.TaskDefinitionField{ecstypes.TaskDefinitionFieldTags},
 	})
 	if err != nil {

@@ -77,18 +77,18 @@ func wantRevision(t *testing.T, td map[string]any, tags []any, container, image 
 func TestRevisionKeepsEveryField(t *testing.T) {
 	f := newFixture(t)
 	td, tags := richTaskDef(t)
-	arn := f.d.addTaskDef(td, tags)
-	f.d.addService("rich", arn, 3, "acme/api", true)
+	arn := f.d.AddTaskDef(td, tags)
+	f.d.AddService("rich", arn, 3, "acme/api", true)
 
 	image := img("rich-v2")
 	r := f.rollout("rich", image)
 	if err := f.tgt.Deploy(t.Context(), r, f.log.log); err != nil {
 		t.Fatalf("Deploy: %v\n%s", err, f.log)
 	}
-	if len(f.d.registered) != 1 {
-		t.Fatalf("%d registrations, want 1", len(f.d.registered))
+	if len(f.d.Registered) != 1 {
+		t.Fatalf("%d registrations, want 1", len(f.d.Registered))
 	}
-	got := f.d.registered[0]
+	got := f.d.Registered[0]
 	want := wantRevision(t, td, tags, "api", image)
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("registered task definition differs from the live one:\n%s", jsonDiff(t, want, got))
@@ -100,8 +100,8 @@ func TestRevisionKeepsEveryField(t *testing.T) {
 			t.Errorf("container %s got the new image", c["name"])
 		}
 	}
-	if s := f.d.service("rich"); s.taskDef != tdARN("rich", 13) {
-		t.Errorf("service runs %s, want rich:13", s.taskDef)
+	if s := f.d.Service("rich"); s.TaskDef != tdARN("rich", 13) {
+		t.Errorf("service runs %s, want rich:13", s.TaskDef)
 	}
 }
 

@@ -15,6 +15,7 @@ import (
 
 	"github.com/slipway-dev/slipway/internal/deploy"
 	"github.com/slipway-dev/slipway/internal/rollout/ecs"
+	"github.com/slipway-dev/slipway/internal/rollout/ecs/ecstest"
 )
 
 const repo = "123456789012.dkr.ecr.us-east-1.amazonaws.com/api"
@@ -25,9 +26,7 @@ func img(tag string) string {
 	return repo + "@sha256:" + hex.EncodeToString(sum[:])
 }
 
-func tdARN(family string, rev int) string {
-	return fmt.Sprintf("arn:aws:ecs:%s:%s:task-definition/%s:%d", region, account, family, rev)
-}
+func tdARN(family string, rev int) string { return ecstest.TaskDefARN(family, rev) }
 
 // taskDef is a task definition as DescribeTaskDefinition returns it: an app container and a sidecar.
 func taskDef(family string, rev int, image string) map[string]any {
@@ -45,7 +44,7 @@ func taskDef(family string, rev int, image string) map[string]any {
 }
 
 type fixture struct {
-	d      *double
+	d      *ecstest.Double
 	tgt    *ecs.Target
 	log    *logLines
 	prev   string // the image the service runs, api:5's
@@ -56,12 +55,12 @@ type fixture struct {
 // the circuit breaker's rollback on, and a target calling it with millisecond polls.
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
-	d := newDouble(t)
+	d := ecstest.New(t)
 	f := &fixture{d: d, log: &logLines{}, prev: img("v1"), prevTD: tdARN("api", 5)}
-	d.addTaskDef(taskDef("api", 5, f.prev), []any{map[string]any{"key": "team", "value": "core"}})
-	d.addService("api", f.prevTD, 2, "acme/api", true)
+	d.AddTaskDef(taskDef("api", 5, f.prev), []any{map[string]any{"key": "team", "value": "core"}})
+	d.AddService("api", f.prevTD, 2, "acme/api", true)
 	logger := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug}))
-	tgt, err := ecs.New(ecs.Config{PollMin: time.Millisecond, PollMax: 4 * time.Millisecond}, d.client(), logger)
+	tgt, err := ecs.New(ecs.Config{PollMin: time.Millisecond, PollMax: 4 * time.Millisecond}, d.Client(), logger)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -79,7 +78,7 @@ func (f *fixture) rollout(service, image string) deploy.Rollout {
 		DeploymentID: 42, Repo: "acme/api", Service: "api", Environment: "production", Image: image,
 		Previous: f.prev, PreviousID: 41,
 		Destination: deploy.Destination{Service: "api", Environment: "production", Platform: deploy.PlatformECS,
-			ECS: &deploy.ECSService{Cluster: cluster, Service: service, Container: "api"}},
+			ECS: &deploy.ECSService{Cluster: ecstest.Cluster, Service: service, Container: "api"}},
 	}
 }
 
@@ -134,18 +133,18 @@ func wantCalls(t *testing.T, got, want map[string]int) {
 
 func TestDeployCompletes(t *testing.T) {
 	f := newFixture(t)
-	f.d.script("api", []step{
-		progress(1, 1), say("(service api) has started 1 tasks: (task 1a2b)."), progress(2, 0), idle(), complete(),
+	f.d.Script("api", []ecstest.Step{
+		ecstest.Progress(1, 1), ecstest.Say("(service api) has started 1 tasks: (task 1a2b)."), ecstest.Progress(2, 0), ecstest.Idle(), ecstest.Complete(),
 	})
 	image := img("v2")
 	if err := f.tgt.Deploy(t.Context(), f.rollout("api", image), f.log.log); err != nil {
 		t.Fatalf("Deploy: %v\n%s", err, f.log)
 	}
-	s := f.d.service("api")
-	if s.taskDef != tdARN("api", 6) {
-		t.Errorf("service runs %s, want api:6", s.taskDef)
+	s := f.d.Service("api")
+	if s.TaskDef != tdARN("api", 6) {
+		t.Errorf("service runs %s, want api:6", s.TaskDef)
 	}
-	if got := f.d.registered[0]["containerDefinitions"].([]any)[0].(map[string]any)["image"]; got != image {
+	if got := f.d.Registered[0]["containerDefinitions"].([]any)[0].(map[string]any)["image"]; got != image {
 		t.Errorf("registered image %v, want %s", got, image)
 	}
 	wantLog(t, f.log,
@@ -162,7 +161,7 @@ func TestDeployCompletes(t *testing.T) {
 	// The handful: read the service, its tags and task definition, register, update. Then per
 	// poll the service and its service deployment, and the stopped tasks when something changed
 	// (the idle poll changed nothing).
-	wantCalls(t, f.d.take(), map[string]int{
+	wantCalls(t, f.d.Take(), map[string]int{
 		"DescribeServices": 1 + 5, "ListTagsForResource": 1, "DescribeTaskDefinition": 1,
 		"RegisterTaskDefinition": 1, "UpdateService": 1, "DescribeServiceDeployments": 5, "ListTasks": 4,
 	})
@@ -173,12 +172,12 @@ func TestCircuitBreakerRollsBack(t *testing.T) {
 	for _, noSD := range []bool{false, true} {
 		t.Run(fmt.Sprintf("service_deployments=%v", !noSD), func(t *testing.T) {
 			f := newFixture(t)
-			f.d.noSD = noSD
-			f.d.script("api", []step{
-				progress(0, 2),
-				stopTask("Essential container in task exited", 1, ""),
-				stopTask("Essential container in task exited", 137, "OutOfMemoryError: Container killed due to memory usage"),
-				circuitBreaker(reason), idle(), rolledBack(reason),
+			f.d.NoSD = noSD
+			f.d.Script("api", []ecstest.Step{
+				ecstest.Progress(0, 2),
+				ecstest.StopTask("Essential container in task exited", 1, ""),
+				ecstest.StopTask("Essential container in task exited", 137, "OutOfMemoryError: Container killed due to memory usage"),
+				ecstest.CircuitBreaker(reason), ecstest.Idle(), ecstest.RolledBack(reason),
 			})
 			err := f.tgt.Deploy(t.Context(), f.rollout("api", img("v2")), f.log.log)
 			if !errors.Is(err, deploy.ErrRolledBack) {
@@ -189,8 +188,8 @@ func TestCircuitBreakerRollsBack(t *testing.T) {
 					t.Errorf("error %q does not say %q", err, want)
 				}
 			}
-			if s := f.d.service("api"); s.taskDef != f.prevTD {
-				t.Errorf("service runs %s, want %s", s.taskDef, f.prevTD)
+			if s := f.d.Service("api"); s.TaskDef != f.prevTD {
+				t.Errorf("service runs %s, want %s", s.TaskDef, f.prevTD)
 			}
 			wantLog(t, f.log,
 				"stopped: Essential container in task exited (EssentialContainerExited); container api: exit code 1",
@@ -199,7 +198,7 @@ func TestCircuitBreakerRollsBack(t *testing.T) {
 			if n := f.log.count("of api:6 stopped"); n != 2 {
 				t.Errorf("%d stopped tasks logged, want 2:\n%s", n, f.log)
 			}
-			calls := f.d.take()
+			calls := f.d.Take()
 			// ECS rolled back: Slipway did not update the service a second time.
 			if calls["UpdateService"] != 1 || calls["DescribeTasks"] != 2 {
 				t.Errorf("API calls %v: want 1 UpdateService and 2 DescribeTasks", calls)
@@ -220,11 +219,11 @@ func TestCircuitBreakerRollsBack(t *testing.T) {
 func TestDeadlineRollsBack(t *testing.T) {
 	f := newFixture(t)
 	// The rollout never finishes; the deadline passes at the third read.
-	f.d.script("api", []step{progress(1, 1)})
+	f.d.Script("api", []ecstest.Step{ecstest.Progress(1, 1)})
 	stage := fmt.Errorf("the deploy stage did not finish within 15m0s (stages.deploy_timeout): %w", context.DeadlineExceeded)
 	ctx, cancel := context.WithCancelCause(t.Context())
 	defer cancel(nil)
-	f.d.onPoll = func(n int) {
+	f.d.OnPoll = func(n int) {
 		if n == 3 {
 			cancel(stage)
 		}
@@ -238,11 +237,11 @@ func TestDeadlineRollsBack(t *testing.T) {
 			t.Errorf("error %q does not say %q", err, want)
 		}
 	}
-	if s := f.d.service("api"); s.taskDef != f.prevTD {
-		t.Errorf("service runs %s, want %s", s.taskDef, f.prevTD)
+	if s := f.d.Service("api"); s.TaskDef != f.prevTD {
+		t.Errorf("service runs %s, want %s", s.TaskDef, f.prevTD)
 	}
 	wantLog(t, f.log, "rolling ECS service prod/api back to api:5", "ECS service prod/api is back on api:5")
-	calls := f.d.take()
+	calls := f.d.Take()
 	if calls["UpdateService"] != 2 || calls["RegisterTaskDefinition"] != 1 {
 		t.Errorf("API calls %v: want 2 UpdateService (the deploy, Slipway's rollback), 1 RegisterTaskDefinition", calls)
 	}
@@ -250,13 +249,13 @@ func TestDeadlineRollsBack(t *testing.T) {
 
 func TestLostClaimDuringRollbackLeavesService(t *testing.T) {
 	f := newFixture(t)
-	f.d.script("api", []step{progress(1, 1)})
+	f.d.Script("api", []ecstest.Step{ecstest.Progress(1, 1)})
 	ctx, cancel := context.WithCancelCause(t.Context())
 	defer cancel(nil)
 	lost := errors.New("lease lost")
 	var held sync.Mutex
 	var heldErr error
-	f.d.onPoll = func(n int) {
+	f.d.OnPoll = func(n int) {
 		if n == 2 {
 			held.Lock()
 			heldErr = lost
@@ -270,26 +269,26 @@ func TestLostClaimDuringRollbackLeavesService(t *testing.T) {
 	if !errors.Is(err, lost) || errors.Is(err, deploy.ErrRolledBack) || !strings.Contains(err.Error(), "left as it is") {
 		t.Fatalf("Deploy: %v, want the lost lease, the service left as it is\n%s", err, f.log)
 	}
-	if calls := f.d.take(); calls["UpdateService"] != 1 {
+	if calls := f.d.Take(); calls["UpdateService"] != 1 {
 		t.Errorf("API calls %v: a worker without its claim updated the service", calls)
 	}
 }
 
 func TestThrottlingIsAbsorbed(t *testing.T) {
 	f := newFixture(t)
-	f.d.throttle = map[string]int{
+	f.d.Throttle = map[string]int{
 		"DescribeServices": 2, "ListTagsForResource": 1, "DescribeTaskDefinition": 1, "RegisterTaskDefinition": 1,
 		"UpdateService": 1, "DescribeServiceDeployments": 2, "ListTasks": 1,
 	}
-	f.d.script("api", []step{progress(2, 0), complete()})
+	f.d.Script("api", []ecstest.Step{ecstest.Progress(2, 0), ecstest.Complete()})
 	if err := f.tgt.Deploy(t.Context(), f.rollout("api", img("v2")), f.log.log); err != nil {
 		t.Fatalf("Deploy: %v\n%s", err, f.log)
 	}
-	if f.d.throttled != 9 {
-		t.Errorf("%d requests throttled, want 9", f.d.throttled)
+	if f.d.Throttled != 9 {
+		t.Errorf("%d requests throttled, want 9", f.d.Throttled)
 	}
 	// Every throttled request was sent again by the SDK's retryer: its retries are the extra calls.
-	wantCalls(t, f.d.take(), map[string]int{
+	wantCalls(t, f.d.Take(), map[string]int{
 		"DescribeServices": 1 + 2 + 2, "ListTagsForResource": 1 + 1, "DescribeTaskDefinition": 1 + 1,
 		"RegisterTaskDefinition": 1 + 1, "UpdateService": 1 + 1, "DescribeServiceDeployments": 2 + 2, "ListTasks": 2 + 1,
 	})
@@ -309,7 +308,7 @@ func TestUnknownContainer(t *testing.T) {
 	if errors.Is(err, deploy.ErrRolledBack) {
 		t.Errorf("nothing was changed, yet the error says rolled back: %v", err)
 	}
-	wantCalls(t, f.d.take(), map[string]int{"DescribeServices": 1, "ListTagsForResource": 1, "DescribeTaskDefinition": 1})
+	wantCalls(t, f.d.Take(), map[string]int{"DescribeServices": 1, "ListTagsForResource": 1, "DescribeTaskDefinition": 1})
 }
 
 func TestMissingService(t *testing.T) {
@@ -324,15 +323,15 @@ func TestFailedWithoutECSRollback(t *testing.T) {
 	// The circuit breaker fails the deployment but does not roll back: Slipway does.
 	const reason = "ECS deployment circuit breaker: tasks failed to start."
 	f := newFixture(t)
-	f.d.services["api"].cbRollback = false
-	f.d.noSD = true
-	f.d.script("api", []step{progress(0, 2), func(d *double, s *dService, r *dRun) { r.dep.rollout, r.dep.reason = "FAILED", reason }})
+	f.d.Services["api"].CBRollback = false
+	f.d.NoSD = true
+	f.d.Script("api", []ecstest.Step{ecstest.Progress(0, 2), ecstest.Failed(reason)})
 	err := f.tgt.Deploy(t.Context(), f.rollout("api", img("v2")), f.log.log)
 	if !errors.Is(err, deploy.ErrRolledBack) || !strings.Contains(err.Error(), "ECS failed the deployment: "+reason) {
 		t.Fatalf("Deploy: %v, want ErrRolledBack with ECS's reason\n%s", err, f.log)
 	}
-	if s := f.d.service("api"); s.taskDef != f.prevTD {
-		t.Errorf("service runs %s, want %s", s.taskDef, f.prevTD)
+	if s := f.d.Service("api"); s.TaskDef != f.prevTD {
+		t.Errorf("service runs %s, want %s", s.TaskDef, f.prevTD)
 	}
 	wantLog(t, f.log, "rolling ECS service prod/api back to api:5", "is back on api:5")
 }
@@ -340,12 +339,12 @@ func TestFailedWithoutECSRollback(t *testing.T) {
 func TestFindsServiceDeployment(t *testing.T) {
 	// UpdateService's answer does not name the service deployment: ListServiceDeployments does.
 	f := newFixture(t)
-	f.d.quietUpdate = true
-	f.d.script("api", []step{progress(1, 1), complete()})
+	f.d.QuietUpdate = true
+	f.d.Script("api", []ecstest.Step{ecstest.Progress(1, 1), ecstest.Complete()})
 	if err := f.tgt.Deploy(t.Context(), f.rollout("api", img("v2")), f.log.log); err != nil {
 		t.Fatalf("Deploy: %v\n%s", err, f.log)
 	}
-	calls := f.d.take()
+	calls := f.d.Take()
 	if calls["ListServiceDeployments"] != 1 || calls["DescribeServiceDeployments"] != 2 {
 		t.Errorf("API calls %v: want the service deployment found once and described at each poll", calls)
 	}
@@ -355,7 +354,7 @@ func TestFindsServiceDeployment(t *testing.T) {
 func TestSharedRevision(t *testing.T) {
 	// Two services of one push on the same task definition and container get one revision.
 	f := newFixture(t)
-	f.d.addService("api-worker", f.prevTD, 1, "acme/api", true)
+	f.d.AddService("api-worker", f.prevTD, 1, "acme/api", true)
 	image := img("v2")
 	var wg sync.WaitGroup
 	errs := make([]error, 2)
@@ -368,19 +367,19 @@ func TestSharedRevision(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if n := len(f.d.registered); n != 1 {
+	if n := len(f.d.Registered); n != 1 {
 		t.Errorf("%d revisions registered, want 1", n)
 	}
 	for _, name := range []string{"api", "api-worker"} {
-		if s := f.d.service(name); s.taskDef != tdARN("api", 6) {
-			t.Errorf("%s runs %s, want api:6", name, s.taskDef)
+		if s := f.d.Service(name); s.TaskDef != tdARN("api", 6) {
+			t.Errorf("%s runs %s, want api:6", name, s.TaskDef)
 		}
 	}
 	// Another image is another revision.
 	if err := f.tgt.Deploy(t.Context(), f.rollout("api", img("v3")), f.log.log); err != nil {
 		t.Fatal(err)
 	}
-	if n := len(f.d.registered); n != 2 {
+	if n := len(f.d.Registered); n != 2 {
 		t.Errorf("%d revisions registered, want 2", n)
 	}
 }
@@ -388,18 +387,18 @@ func TestSharedRevision(t *testing.T) {
 func TestOwnership(t *testing.T) {
 	t.Run("another repository's", func(t *testing.T) {
 		f := newFixture(t)
-		f.d.services["api"].tags = []any{map[string]any{"key": "dev.slipway.repo", "value": "acme/other"}}
+		f.d.Services["api"].Tags = []any{map[string]any{"key": "dev.slipway.repo", "value": "acme/other"}}
 		r := f.rollout("api", img("v2"))
 		r.Adopt = true
 		err := f.tgt.Deploy(t.Context(), r, f.log.log)
 		if err == nil || !strings.Contains(err.Error(), "belongs to repository acme/other") {
 			t.Fatalf("Deploy: %v, want refused", err)
 		}
-		wantCalls(t, f.d.take(), map[string]int{"DescribeServices": 1, "ListTagsForResource": 1})
+		wantCalls(t, f.d.Take(), map[string]int{"DescribeServices": 1, "ListTagsForResource": 1})
 	})
 	t.Run("not Slipway's", func(t *testing.T) {
 		f := newFixture(t)
-		f.d.services["api"].tags = nil
+		f.d.Services["api"].Tags = nil
 		err := f.tgt.Deploy(t.Context(), f.rollout("api", img("v2")), f.log.log)
 		if err == nil || !strings.Contains(err.Error(), "policy.adopt") {
 			t.Fatalf("Deploy: %v, want refused", err)
@@ -407,17 +406,17 @@ func TestOwnership(t *testing.T) {
 	})
 	t.Run("adopted", func(t *testing.T) {
 		f := newFixture(t)
-		f.d.services["api"].tags = nil
+		f.d.Services["api"].Tags = nil
 		r := f.rollout("api", img("v2"))
 		r.Repo, r.Adopt = "Acme/API", true
 		if err := f.tgt.Deploy(t.Context(), r, f.log.log); err != nil {
 			t.Fatal(err)
 		}
-		tags := f.d.service("api").tags
+		tags := f.d.Service("api").Tags
 		if len(tags) != 1 || tags[0].(map[string]any)["value"] != "acme/api" {
 			t.Errorf("tags %v, want dev.slipway.repo=acme/api", tags)
 		}
-		if calls := f.d.take(); calls["TagResource"] != 1 {
+		if calls := f.d.Take(); calls["TagResource"] != 1 {
 			t.Errorf("API calls %v: want one TagResource", calls)
 		}
 	})
@@ -431,12 +430,12 @@ func TestLostClaimChangesNothing(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "lease lost") {
 		t.Fatalf("Deploy: %v, want the lost lease", err)
 	}
-	wantCalls(t, f.d.take(), map[string]int{"DescribeServices": 1, "ListTagsForResource": 1, "DescribeTaskDefinition": 1})
+	wantCalls(t, f.d.Take(), map[string]int{"DescribeServices": 1, "ListTagsForResource": 1, "DescribeTaskDefinition": 1})
 }
 
 func TestRollback(t *testing.T) {
 	f := newFixture(t)
-	f.d.script("api", []step{progress(0, 2), circuitBreaker("tasks failed to start"), rolledBack("tasks failed to start")})
+	f.d.Script("api", []ecstest.Step{ecstest.Progress(0, 2), ecstest.CircuitBreaker("tasks failed to start"), ecstest.RolledBack("tasks failed to start")})
 	err := f.tgt.Rollback(t.Context(), f.rollout("api", img("v0")), f.log.log)
 	if err == nil || errors.Is(err, deploy.ErrRolledBack) || !strings.HasPrefix(err.Error(), "rolling back to "+img("v0")) ||
 		!strings.Contains(err.Error(), "what ran before is running again") {
@@ -445,8 +444,8 @@ func TestRollback(t *testing.T) {
 	if err := f.tgt.Rollback(t.Context(), f.rollout("api", img("v0")), f.log.log); err != nil {
 		t.Fatalf("Rollback: %v", err)
 	}
-	if s := f.d.service("api"); s.taskDef != tdARN("api", 6) {
-		t.Errorf("service runs %s, want api:6 (registered for v0 once)", s.taskDef)
+	if s := f.d.Service("api"); s.TaskDef != tdARN("api", 6) {
+		t.Errorf("service runs %s, want api:6 (registered for v0 once)", s.TaskDef)
 	}
 }
 
@@ -457,25 +456,25 @@ func TestRestore(t *testing.T) {
 			t.Fatal(err)
 		}
 		wantLog(t, f.log, "runs api:5 ("+repo+"@sha256:")
-		wantCalls(t, f.d.take(), map[string]int{"DescribeServices": 1, "ListTagsForResource": 1, "DescribeTaskDefinition": 1})
+		wantCalls(t, f.d.Take(), map[string]int{"DescribeServices": 1, "ListTagsForResource": 1, "DescribeTaskDefinition": 1})
 	})
 	t.Run("interrupted attempt left its revision", func(t *testing.T) {
 		f := newFixture(t)
 		// An earlier attempt registered api:6 with v2, updated the service and died.
-		f.d.addTaskDef(taskDef("api", 6, img("v2")), nil)
-		f.d.mu.Lock()
-		f.d.deploy(f.d.services["api"], tdARN("api", 6))
-		f.d.services["api"].run.steps = []step{progress(1, 0)}
-		f.d.mu.Unlock()
-		f.d.script("api", []step{complete()})
+		f.d.AddTaskDef(taskDef("api", 6, img("v2")), nil)
+		f.d.Mu.Lock()
+		f.d.Deploy(f.d.Services["api"], tdARN("api", 6))
+		f.d.Services["api"].Run.Steps = []ecstest.Step{ecstest.Progress(1, 0)}
+		f.d.Mu.Unlock()
+		f.d.Script("api", []ecstest.Step{ecstest.Complete()})
 		if err := f.tgt.Restore(t.Context(), f.rollout("api", ""), f.log.log); err != nil {
 			t.Fatalf("Restore: %v\n%s", err, f.log)
 		}
-		s := f.d.service("api")
-		if s.taskDef != tdARN("api", 7) {
-			t.Fatalf("service runs %s, want api:7", s.taskDef)
+		s := f.d.Service("api")
+		if s.TaskDef != tdARN("api", 7) {
+			t.Fatalf("service runs %s, want api:7", s.TaskDef)
 		}
-		if got := f.d.registered[0]["containerDefinitions"].([]any)[0].(map[string]any)["image"]; got != f.prev {
+		if got := f.d.Registered[0]["containerDefinitions"].([]any)[0].(map[string]any)["image"]; got != f.prev {
 			t.Errorf("restored image %v, want %s", got, f.prev)
 		}
 	})
@@ -486,17 +485,17 @@ func TestRestore(t *testing.T) {
 		if err := f.tgt.Restore(t.Context(), r, f.log.log); err != nil {
 			t.Fatal(err)
 		}
-		wantCalls(t, f.d.take(), map[string]int{})
+		wantCalls(t, f.d.Take(), map[string]int{})
 	})
 }
 
 func TestNewChecksConfig(t *testing.T) {
 	logger := slog.New(slog.DiscardHandler)
-	d := newDouble(t)
-	if _, err := ecs.New(ecs.Config{PollMin: time.Minute, PollMax: time.Second}, d.client(), logger); err == nil {
+	d := ecstest.New(t)
+	if _, err := ecs.New(ecs.Config{PollMin: time.Minute, PollMax: time.Second}, d.Client(), logger); err == nil {
 		t.Error("New accepted PollMax < PollMin")
 	}
-	if _, err := ecs.New(ecs.Config{RestoreTimeout: -time.Second}, d.client(), logger); err == nil {
+	if _, err := ecs.New(ecs.Config{RestoreTimeout: -time.Second}, d.Client(), logger); err == nil {
 		t.Error("New accepted a negative RestoreTimeout")
 	}
 	if _, err := ecs.New(ecs.Config{}, nil, logger); err == nil {
@@ -509,10 +508,10 @@ func TestDeadlineWhileECSRollsBack(t *testing.T) {
 	// rollback instead of starting its own.
 	const reason = "ECS deployment circuit breaker: tasks failed to start."
 	f := newFixture(t)
-	f.d.script("api", []step{progress(0, 2), circuitBreaker(reason), idle(), idle(), rolledBack(reason)})
+	f.d.Script("api", []ecstest.Step{ecstest.Progress(0, 2), ecstest.CircuitBreaker(reason), ecstest.Idle(), ecstest.Idle(), ecstest.RolledBack(reason)})
 	ctx, cancel := context.WithCancelCause(t.Context())
 	defer cancel(nil)
-	f.d.onPoll = func(n int) {
+	f.d.OnPoll = func(n int) {
 		if n == 2 {
 			cancel(context.DeadlineExceeded)
 		}
@@ -521,24 +520,24 @@ func TestDeadlineWhileECSRollsBack(t *testing.T) {
 	if !errors.Is(err, deploy.ErrRolledBack) || !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Deploy: %v, want ErrRolledBack and the deadline\n%s", err, f.log)
 	}
-	if s := f.d.service("api"); s.taskDef != f.prevTD {
-		t.Errorf("service runs %s, want %s", s.taskDef, f.prevTD)
+	if s := f.d.Service("api"); s.TaskDef != f.prevTD {
+		t.Errorf("service runs %s, want %s", s.TaskDef, f.prevTD)
 	}
 	wantLog(t, f.log, "ECS is rolling the service back to api:5: waiting for it", "is back on api:5")
-	if calls := f.d.take(); calls["UpdateService"] != 1 {
+	if calls := f.d.Take(); calls["UpdateService"] != 1 {
 		t.Errorf("API calls %v: Slipway updated the service while ECS rolled it back", calls)
 	}
 }
 
 func TestECSRollbackFails(t *testing.T) {
 	f := newFixture(t)
-	f.d.script("api", []step{circuitBreaker("tasks failed to start"), rollbackFailed("tasks failed to start")})
+	f.d.Script("api", []ecstest.Step{ecstest.CircuitBreaker("tasks failed to start"), ecstest.RollbackFailed("tasks failed to start")})
 	err := f.tgt.Deploy(t.Context(), f.rollout("api", img("v2")), f.log.log)
 	if err == nil || errors.Is(err, deploy.ErrRolledBack) || !strings.Contains(err.Error(), "ECS's rollback of the deployment failed as well") ||
 		!strings.Contains(err.Error(), "needs attention") {
 		t.Fatalf("Deploy: %v, want ECS's failed rollback, not rolled back", err)
 	}
-	if calls := f.d.take(); calls["UpdateService"] != 1 {
+	if calls := f.d.Take(); calls["UpdateService"] != 1 {
 		t.Errorf("API calls %v: Slipway updated the service after ECS's rollback failed", calls)
 	}
 }
@@ -548,7 +547,7 @@ func TestReadFailures(t *testing.T) {
 		// Three throttled attempts in a row exhaust the SDK's retries for one poll: the next
 		// poll reads again.
 		f := newFixture(t)
-		f.d.script("api", []step{throttleNext("DescribeServices", 3), progress(2, 0), complete()})
+		f.d.Script("api", []ecstest.Step{ecstest.ThrottleNext("DescribeServices", 3), ecstest.Progress(2, 0), ecstest.Complete()})
 		if err := f.tgt.Deploy(t.Context(), f.rollout("api", img("v2")), f.log.log); err != nil {
 			t.Fatalf("Deploy: %v\n%s", err, f.log)
 		}
@@ -556,13 +555,13 @@ func TestReadFailures(t *testing.T) {
 	})
 	t.Run("reads keep failing", func(t *testing.T) {
 		f := newFixture(t)
-		f.d.script("api", []step{throttleNext("DescribeServices", 9)})
+		f.d.Script("api", []ecstest.Step{ecstest.ThrottleNext("DescribeServices", 9)})
 		err := f.tgt.Deploy(t.Context(), f.rollout("api", img("v2")), f.log.log)
 		if !errors.Is(err, deploy.ErrRolledBack) || !strings.Contains(err.Error(), "following ECS service prod/api") {
 			t.Fatalf("Deploy: %v, want the read failure and Slipway's rollback\n%s", err, f.log)
 		}
-		if s := f.d.service("api"); s.taskDef != f.prevTD {
-			t.Errorf("service runs %s, want %s", s.taskDef, f.prevTD)
+		if s := f.d.Service("api"); s.TaskDef != f.prevTD {
+			t.Errorf("service runs %s, want %s", s.TaskDef, f.prevTD)
 		}
 	})
 }
@@ -571,14 +570,14 @@ func TestRetryAfterInterruptedAttempt(t *testing.T) {
 	// An earlier attempt registered api:6 with v2 and updated the service; its rollout never
 	// finishes. The retry follows it, and on the deadline puts back v1, the image recorded live.
 	f := newFixture(t)
-	f.d.addTaskDef(taskDef("api", 6, img("v2")), nil)
-	f.d.mu.Lock()
-	f.d.deploy(f.d.services["api"], tdARN("api", 6))
-	f.d.services["api"].run.steps = []step{progress(1, 1)}
-	f.d.mu.Unlock()
+	f.d.AddTaskDef(taskDef("api", 6, img("v2")), nil)
+	f.d.Mu.Lock()
+	f.d.Deploy(f.d.Services["api"], tdARN("api", 6))
+	f.d.Services["api"].Run.Steps = []ecstest.Step{ecstest.Progress(1, 1)}
+	f.d.Mu.Unlock()
 	ctx, cancel := context.WithCancelCause(t.Context())
 	defer cancel(nil)
-	f.d.onPoll = func(n int) {
+	f.d.OnPoll = func(n int) {
 		if n == 3 {
 			cancel(context.DeadlineExceeded)
 		}
@@ -587,14 +586,14 @@ func TestRetryAfterInterruptedAttempt(t *testing.T) {
 	if !errors.Is(err, deploy.ErrRolledBack) {
 		t.Fatalf("Deploy: %v, want ErrRolledBack\n%s", err, f.log)
 	}
-	s := f.d.service("api")
-	if s.taskDef != tdARN("api", 7) {
-		t.Fatalf("service runs %s, want api:7", s.taskDef)
+	s := f.d.Service("api")
+	if s.TaskDef != tdARN("api", 7) {
+		t.Fatalf("service runs %s, want api:7", s.TaskDef)
 	}
-	if got := f.d.registered[0]["containerDefinitions"].([]any)[0].(map[string]any)["image"]; got != f.prev {
+	if got := f.d.Registered[0]["containerDefinitions"].([]any)[0].(map[string]any)["image"]; got != f.prev {
 		t.Errorf("rolled back to image %v, want %s", got, f.prev)
 	}
-	if calls := f.d.take(); calls["RegisterTaskDefinition"] != 1 || calls["UpdateService"] != 2 {
+	if calls := f.d.Take(); calls["RegisterTaskDefinition"] != 1 || calls["UpdateService"] != 2 {
 		t.Errorf("API calls %v: want 1 RegisterTaskDefinition (v1's), 2 UpdateService", calls)
 	}
 }

@@ -1,4 +1,6 @@
-package ecs_test
+// Package ecstest is a Double of the ECS JSON protocol (awsJson1_1 over HTTP) for tests: the
+// real SDK client talks to it, and a scripted deployment state machine decides each rollout.
+package ecstest
 
 import (
 	"encoding/json"
@@ -19,55 +21,55 @@ import (
 	awsecs "github.com/aws/aws-sdk-go-v2/service/ecs"
 )
 
-// double serves the part of the ECS API the target calls, in ECS's own JSON protocol (awsJson1_1:
+// Double serves the part of the ECS API the target calls, in ECS's own JSON protocol (awsJson1_1:
 // POST /, X-Amz-Target: AmazonEC2ContainerServiceV20141113.<Operation>, JSON bodies, errors as
 // {"__type", "message"}), so that the real SDK client, its serialization and its retryer are what
 // the tests exercise. Its deployments follow scripts: each DescribeServices of a service whose
 // deployment runs moves that deployment's script one step on, and a script that runs out leaves
 // the deployment where it is, like a rollout that never finishes.
-type double struct {
+type Double struct {
 	t   testing.TB
 	srv *httptest.Server
 
-	mu         sync.Mutex
-	calls      map[string]int            // requests per operation, throttled ones included
-	throttle   map[string]int            // operation → how many of its next requests are throttled
-	throttled  int                       // requests answered with ThrottlingException
+	Mu         sync.Mutex
+	Calls      map[string]int            // requests per operation, throttled ones included
+	Throttle   map[string]int            // operation → how many of its next requests are throttled
+	Throttled  int                       // requests answered with ThrottlingException
 	taskDefs   map[string]map[string]any // ARN → as DescribeTaskDefinition returns it
 	tdTags     map[string][]any          // ARN → its tags
 	revs       map[string]int            // family → last revision
-	registered []map[string]any          // RegisterTaskDefinition request bodies, in order
-	services   map[string]*dService      // by name
+	Registered []map[string]any          // RegisterTaskDefinition request bodies, in order
+	Services   map[string]*dService      // by name
 	tasks      []map[string]any          // stopped tasks
 	seq        int
 
 	// noSD answers the service-deployment API with AccessDeniedException, as for a policy that
 	// does not grant it.
-	noSD bool
+	NoSD bool
 	// quietUpdate leaves currentServiceDeployment out of UpdateService's answer: the target must
 	// find the service deployment with ListServiceDeployments.
-	quietUpdate bool
+	QuietUpdate bool
 	// onPoll, when set, is called (without the lock) after each DescribeServices of a service
 	// whose deployment runs, with the number of such reads so far.
-	onPoll func(n int)
+	OnPoll func(n int)
 	polls  int
 }
 
 type dService struct {
-	name, arn, taskDef string
+	name, arn, TaskDef string
 	desired            int
-	tags               []any
-	cbRollback         bool
+	Tags               []any
+	CBRollback         bool
 	deployments        []*dDeployment // PRIMARY first
 	events             []any          // newest first
 	currentSD          string
 	sds                []*dSD // newest first
-	scripts            [][]step
-	run                *dRun
+	scripts            [][]Step
+	Run                *dRun
 }
 
 type dDeployment struct {
-	id, status, taskDef, rollout, reason string
+	id, status, TaskDef, rollout, reason string
 	desired, running, pending, failed    int
 	created                              time.Time
 }
@@ -82,40 +84,57 @@ type dRun struct {
 	dep, rollback *dDeployment
 	prev          string // the task definition before the update
 	sd            *dSD
-	steps         []step
+	Steps         []Step
 	n             int
 }
 
-// step changes a running deployment; the double's lock is held.
-type step func(d *double, s *dService, r *dRun)
+// step changes a running deployment; the Double's lock is held.
+type Step func(d *Double, s *dService, r *dRun)
 
 const (
-	account = "123456789012"
-	region  = "us-east-1"
-	cluster = "prod"
+	// KeyID is the access key the Double expects requests to be signed with, in Region.
+	KeyID   = "AKIDSLIPWAYTEST"
+	Account = "123456789012"
+	Region  = "us-east-1"
+	Cluster = "prod"
 )
 
-func newDouble(t testing.TB) *double {
-	d := &double{
-		t: t, calls: map[string]int{}, throttle: map[string]int{}, taskDefs: map[string]map[string]any{},
-		tdTags: map[string][]any{}, revs: map[string]int{}, services: map[string]*dService{},
+func New(t testing.TB) *Double {
+	d := &Double{
+		t: t, Calls: map[string]int{}, Throttle: map[string]int{}, taskDefs: map[string]map[string]any{},
+		tdTags: map[string][]any{}, revs: map[string]int{}, Services: map[string]*dService{},
 	}
 	d.srv = httptest.NewServer(http.HandlerFunc(d.serve))
 	t.Cleanup(d.srv.Close)
 	return d
 }
 
-// client is the real SDK client pointed at the double: static credentials, the standard retryer
-// with its delays shortened so that throttling costs the tests no time.
-func (d *double) client() *awsecs.Client {
-	return newClient(d.srv.URL)
+// URL is where the Double serves, for a client built elsewhere (the server's, in e2e tests).
+func (d *Double) URL() string { return d.srv.URL }
+
+// TaskDefARN is the ARN the Double gives revision rev of family.
+func TaskDefARN(family string, rev int) string {
+	return fmt.Sprintf("arn:aws:ecs:%s:%s:task-definition/%s:%d", Region, Account, family, rev)
 }
 
-func newClient(url string) *awsecs.Client {
+// TaskDef returns a registered task definition as DescribeTaskDefinition would.
+func (d *Double) TaskDef(arn string) map[string]any {
+	d.Mu.Lock()
+	defer d.Mu.Unlock()
+	return d.taskDefs[arn]
+}
+
+// Client is the real SDK client pointed at the Double: static credentials, the standard retryer
+// with its delays shortened so that throttling costs the tests no time.
+func (d *Double) Client() *awsecs.Client {
+	return NewClient(d.srv.URL)
+}
+
+func NewClient(url string) *awsecs.Client {
 	return awsecs.New(awsecs.Options{
-		Region:       region,
+		Region:       Region,
 		BaseEndpoint: aws.String(url),
-		Credentials:  credentials.NewStaticCredentialsProvider("AKIDSLIPWAYTEST", "secret", ""),
+		Credentials:  credentials.NewStaticCredentialsProvider(KeyID, "secret", ""),
 		Retryer: retry.NewStandard(func(o *retry.StandardOptions) {
 			o.Backoff = retry.BackoffDelayerFunc(func(int, error) (time.Duration, error) { return time.Millisecond, nil })
 		}),
@@ -123,9 +142,9 @@ func newClient(url string) *awsecs.Client {
 }
 
 // addTaskDef stores a task definition as ECS returns it (read-only fields included).
-func (d *double) addTaskDef(td map[string]any, tags []any) string {
-	d.mu.Lock()
-	defer d.mu.Unlock()
+func (d *Double) AddTaskDef(td map[string]any, tags []any) string {
+	d.Mu.Lock()
+	defer d.Mu.Unlock()
 	arn := td["taskDefinitionArn"].(string)
 	d.taskDefs[arn] = td
 	d.tdTags[arn] = tags
@@ -136,93 +155,94 @@ func (d *double) addTaskDef(td map[string]any, tags []any) string {
 }
 
 // addService creates a service running task definition td, steady, owned by owner ("" for none).
-func (d *double) addService(name, td string, desired int, owner string, cbRollback bool) *dService {
-	d.mu.Lock()
-	defer d.mu.Unlock()
+func (d *Double) AddService(name, td string, desired int, owner string, cbRollback bool) *dService {
+	d.Mu.Lock()
+	defer d.Mu.Unlock()
 	s := &dService{
-		name: name, arn: fmt.Sprintf("arn:aws:ecs:%s:%s:service/%s/%s", region, account, cluster, name),
-		taskDef: td, desired: desired, cbRollback: cbRollback,
+		name: name, arn: fmt.Sprintf("arn:aws:ecs:%s:%s:service/%s/%s", Region, Account, Cluster, name),
+		TaskDef: td, desired: desired, CBRollback: cbRollback,
 	}
 	if owner != "" {
-		s.tags = []any{map[string]any{"key": "dev.slipway.repo", "value": owner}}
+		s.Tags = []any{map[string]any{"key": "dev.slipway.repo", "value": owner}}
 	}
 	s.deployments = []*dDeployment{{
-		id: d.nextID("ecs-svc/"), status: "PRIMARY", taskDef: td, rollout: "COMPLETED", reason: "ECS deployment completed.",
+		id: d.nextID("ecs-svc/"), status: "PRIMARY", TaskDef: td, rollout: "COMPLETED", reason: "ECS deployment completed.",
 		desired: desired, running: desired, created: time.Now().Add(-time.Hour),
 	}}
 	sd := &dSD{arn: d.sdARN(name), status: "SUCCESSFUL", created: time.Now().Add(-time.Hour)}
 	s.sds, s.currentSD = []*dSD{sd}, sd.arn
 	s.events = []any{event(d.nextID("ev-"), fmt.Sprintf("(service %s) has reached a steady state.", name))}
-	d.services[name] = s
+	d.Services[name] = s
 	return s
 }
 
 // script queues the steps of the next deployments of the service, one list per UpdateService.
-func (d *double) script(name string, scripts ...[]step) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	s := d.services[name]
+func (d *Double) Script(name string, scripts ...[]Step) {
+	d.Mu.Lock()
+	defer d.Mu.Unlock()
+	s := d.Services[name]
 	s.scripts = append(s.scripts, scripts...)
 }
 
 // calls returns the requests per operation since the last take and starts again from zero.
-func (d *double) take() map[string]int {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	c := maps.Clone(d.calls)
-	clear(d.calls)
+func (d *Double) Take() map[string]int {
+	d.Mu.Lock()
+	defer d.Mu.Unlock()
+	c := maps.Clone(d.Calls)
+	clear(d.Calls)
 	return c
 }
 
-func (d *double) service(name string) dService {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return *d.services[name]
+func (d *Double) Service(name string) dService {
+	d.Mu.Lock()
+	defer d.Mu.Unlock()
+	return *d.Services[name]
 }
 
-func (d *double) nextID(prefix string) string {
+func (d *Double) nextID(prefix string) string {
 	d.seq++
 	return fmt.Sprintf("%s%08d", prefix, d.seq)
 }
 
-func (d *double) sdARN(name string) string {
-	return fmt.Sprintf("arn:aws:ecs:%s:%s:service-deployment/%s/%s/%s", region, account, cluster, name, d.nextID("sd"))
+func (d *Double) sdARN(name string) string {
+	return fmt.Sprintf("arn:aws:ecs:%s:%s:service-deployment/%s/%s/%s", Region, Account, Cluster, name, d.nextID("sd"))
 }
 
-func (d *double) serve(w http.ResponseWriter, req *http.Request) {
+func (d *Double) serve(w http.ResponseWriter, req *http.Request) {
 	target := req.Header.Get("X-Amz-Target")
 	op, ok := strings.CutPrefix(target, "AmazonEC2ContainerServiceV20141113.")
 	if req.Method != http.MethodPost || !ok || req.Header.Get("Content-Type") != "application/x-amz-json-1.1" {
-		d.t.Errorf("double: unexpected request %s %s (X-Amz-Target %q, Content-Type %q)", req.Method, req.URL, target, req.Header.Get("Content-Type"))
+		d.t.Errorf("Double: unexpected request %s %s (X-Amz-Target %q, Content-Type %q)", req.Method, req.URL, target, req.Header.Get("Content-Type"))
 		http.Error(w, "bad request", http.StatusBadRequest)
 		return
 	}
-	if !strings.Contains(req.Header.Get("Authorization"), "Credential=AKIDSLIPWAYTEST/") {
-		d.t.Errorf("double: %s not signed with the static credentials: %q", op, req.Header.Get("Authorization"))
+	if auth := req.Header.Get("Authorization"); !strings.Contains(auth, "Credential="+KeyID+"/") ||
+		!strings.Contains(auth, "/"+Region+"/ecs/aws4_request") {
+		d.t.Errorf("Double: %s not signed with the static credentials in %s: %q", op, Region, auth)
 	}
 	body, err := io.ReadAll(req.Body)
 	if err != nil {
-		d.t.Errorf("double: reading %s: %v", op, err)
+		d.t.Errorf("Double: reading %s: %v", op, err)
 		return
 	}
 	var in map[string]any
 	if err := json.Unmarshal(body, &in); err != nil {
-		d.t.Errorf("double: %s body %q: %v", op, body, err)
+		d.t.Errorf("Double: %s body %q: %v", op, body, err)
 		return
 	}
 
-	d.mu.Lock()
-	d.calls[op]++
-	if d.throttle[op] > 0 {
-		d.throttle[op]--
-		d.throttled++
-		d.mu.Unlock()
+	d.Mu.Lock()
+	d.Calls[op]++
+	if d.Throttle[op] > 0 {
+		d.Throttle[op]--
+		d.Throttled++
+		d.Mu.Unlock()
 		fail(w, "ThrottlingException", "Rate exceeded")
 		return
 	}
 	out, code, msg, poll := d.handle(op, in)
-	hook, n := d.onPoll, d.polls
-	d.mu.Unlock()
+	hook, n := d.OnPoll, d.polls
+	d.Mu.Unlock()
 
 	if poll && hook != nil {
 		hook(n)
@@ -234,7 +254,7 @@ func (d *double) serve(w http.ResponseWriter, req *http.Request) {
 	w.Header().Set("Content-Type", "application/x-amz-json-1.1")
 	w.Header().Set("X-Amzn-RequestId", "req-"+op)
 	if err := json.NewEncoder(w).Encode(out); err != nil {
-		d.t.Errorf("double: answering %s: %v", op, err)
+		d.t.Errorf("Double: answering %s: %v", op, err)
 	}
 }
 
@@ -245,25 +265,25 @@ func fail(w http.ResponseWriter, code, msg string) {
 	_ = json.NewEncoder(w).Encode(map[string]any{"__type": code, "message": msg})
 }
 
-// handle answers one operation with d.mu held: its output, or an error code and message. poll says
+// handle answers one operation with d.Mu held: its output, or an error code and message. poll says
 // the request read a service whose deployment runs.
-func (d *double) handle(op string, in map[string]any) (out any, code, msg string, poll bool) {
+func (d *Double) handle(op string, in map[string]any) (out any, code, msg string, poll bool) {
 	str := func(k string) string { s, _ := in[k].(string); return s }
 	switch op {
 	case "DescribeServices":
-		if c := str("cluster"); c != cluster {
+		if c := str("cluster"); c != Cluster {
 			return nil, "ClusterNotFoundException", "Cluster not found.", false
 		}
 		var found, failures []any
 		for _, n := range in["services"].([]any) {
-			s := d.services[lastPart(n.(string))]
+			s := d.Services[lastPart(n.(string))]
 			if s == nil {
-				failures = append(failures, map[string]any{"arn": fmt.Sprintf("arn:aws:ecs:%s:%s:service/%s/%s", region, account, cluster, n), "reason": "MISSING"})
+				failures = append(failures, map[string]any{"arn": fmt.Sprintf("arn:aws:ecs:%s:%s:service/%s/%s", Region, Account, Cluster, n), "reason": "MISSING"})
 				continue
 			}
-			if r := s.run; r != nil {
-				if r.n < len(r.steps) {
-					r.steps[r.n](d, s, r)
+			if r := s.Run; r != nil {
+				if r.n < len(r.Steps) {
+					r.Steps[r.n](d, s, r)
 				}
 				r.n++
 				d.polls++
@@ -286,22 +306,22 @@ func (d *double) handle(op string, in map[string]any) (out any, code, msg string
 		return out, "", "", false
 
 	case "RegisterTaskDefinition":
-		d.registered = append(d.registered, in)
+		d.Registered = append(d.Registered, in)
 		fam := str("family")
 		d.revs[fam]++
-		arn := fmt.Sprintf("arn:aws:ecs:%s:%s:task-definition/%s:%d", region, account, fam, d.revs[fam])
+		arn := fmt.Sprintf("arn:aws:ecs:%s:%s:task-definition/%s:%d", Region, Account, fam, d.revs[fam])
 		td := maps.Clone(in)
 		delete(td, "tags")
 		td["taskDefinitionArn"], td["revision"], td["status"] = arn, d.revs[fam], "ACTIVE"
 		td["compatibilities"] = []any{"EC2", "FARGATE"}
 		td["requiresAttributes"] = []any{map[string]any{"name": "com.amazonaws.ecs.capability.docker-remote-api.1.18"}}
-		td["registeredAt"], td["registeredBy"] = epoch(time.Now()), "arn:aws:iam::"+account+":role/slipway"
+		td["registeredAt"], td["registeredBy"] = epoch(time.Now()), "arn:aws:iam::"+Account+":role/slipway"
 		tags, _ := in["tags"].([]any)
 		d.taskDefs[arn], d.tdTags[arn] = td, tags
 		return map[string]any{"taskDefinition": td, "tags": orEmpty(tags)}, "", "", false
 
 	case "UpdateService":
-		s := d.services[lastPart(str("service"))]
+		s := d.Services[lastPart(str("service"))]
 		if s == nil {
 			return nil, "ServiceNotFoundException", "Service not found.", false
 		}
@@ -310,21 +330,21 @@ func (d *double) handle(op string, in map[string]any) (out any, code, msg string
 			return nil, "ClientException", "TaskDefinition not found.", false
 		}
 		out := map[string]any{"service": nil}
-		if td != s.taskDef {
-			d.deploy(s, td)
+		if td != s.TaskDef {
+			d.Deploy(s, td)
 		}
 		j := s.json()
-		if d.quietUpdate {
+		if d.QuietUpdate {
 			delete(j, "currentServiceDeployment")
 		}
 		out["service"] = j
 		return out, "", "", false
 
 	case "ListServiceDeployments":
-		if d.noSD {
+		if d.NoSD {
 			return nil, "AccessDeniedException", "User is not authorized to perform: ecs:ListServiceDeployments", false
 		}
-		s := d.services[lastPart(str("service"))]
+		s := d.Services[lastPart(str("service"))]
 		var after time.Time
 		if c, ok := in["createdAt"].(map[string]any); ok {
 			if a, ok := c["after"].(float64); ok {
@@ -344,7 +364,7 @@ func (d *double) handle(op string, in map[string]any) (out any, code, msg string
 		return map[string]any{"serviceDeployments": orEmpty(briefs)}, "", "", false
 
 	case "DescribeServiceDeployments":
-		if d.noSD {
+		if d.NoSD {
 			return nil, "AccessDeniedException", "User is not authorized to perform: ecs:DescribeServiceDeployments", false
 		}
 		var found, failures []any
@@ -372,7 +392,7 @@ func (d *double) handle(op string, in map[string]any) (out any, code, msg string
 
 	case "ListTasks":
 		if str("desiredStatus") != "STOPPED" {
-			d.t.Errorf("double: ListTasks for desired status %q", str("desiredStatus"))
+			d.t.Errorf("Double: ListTasks for desired status %q", str("desiredStatus"))
 		}
 		var arns []any
 		for _, k := range d.tasks {
@@ -394,34 +414,34 @@ func (d *double) handle(op string, in map[string]any) (out any, code, msg string
 		return map[string]any{"tasks": orEmpty(found), "failures": []any{}}, "", "", false
 
 	case "ListTagsForResource":
-		for _, s := range d.services {
+		for _, s := range d.Services {
 			if s.arn == str("resourceArn") {
-				return map[string]any{"tags": orEmpty(s.tags)}, "", "", false
+				return map[string]any{"tags": orEmpty(s.Tags)}, "", "", false
 			}
 		}
 		return nil, "InvalidParameterException", "The specified resource is not valid.", false
 
 	case "TagResource":
-		for _, s := range d.services {
+		for _, s := range d.Services {
 			if s.arn == str("resourceArn") {
-				s.tags = append(s.tags, in["tags"].([]any)...)
+				s.Tags = append(s.Tags, in["tags"].([]any)...)
 				return map[string]any{}, "", "", false
 			}
 		}
 		return nil, "InvalidParameterException", "The specified resource is not valid.", false
 	}
-	d.t.Errorf("double: unexpected operation %s", op)
+	d.t.Errorf("Double: unexpected operation %s", op)
 	return nil, "UnknownOperationException", "unknown operation " + op, false
 }
 
 // deploy starts a deployment of td on s, as UpdateService does, under the next script (by
 // default: complete at the first read).
-func (d *double) deploy(s *dService, td string) {
+func (d *Double) Deploy(s *dService, td string) {
 	for _, o := range s.deployments {
 		o.status = "ACTIVE"
 	}
 	dep := &dDeployment{
-		id: d.nextID("ecs-svc/"), status: "PRIMARY", taskDef: td, rollout: "IN_PROGRESS",
+		id: d.nextID("ecs-svc/"), status: "PRIMARY", TaskDef: td, rollout: "IN_PROGRESS",
 		desired: s.desired, pending: 0, created: time.Now(),
 	}
 	dep.reason = "ECS deployment " + dep.id + " in progress."
@@ -429,26 +449,26 @@ func (d *double) deploy(s *dService, td string) {
 	sd := &dSD{arn: d.sdARN(s.name), status: "IN_PROGRESS", created: dep.created}
 	s.sds = append([]*dSD{sd}, s.sds...)
 	s.currentSD = sd.arn
-	steps := []step{complete()}
+	steps := []Step{Complete()}
 	if len(s.scripts) > 0 {
 		steps, s.scripts = s.scripts[0], s.scripts[1:]
 	}
-	s.run = &dRun{dep: dep, prev: s.taskDef, sd: sd, steps: steps}
-	s.taskDef = td
+	s.Run = &dRun{dep: dep, prev: s.TaskDef, sd: sd, Steps: steps}
+	s.TaskDef = td
 }
 
-func (d *double) resolve(ref string) string {
+func (d *Double) resolve(ref string) string {
 	if strings.HasPrefix(ref, "arn:") {
 		return ref
 	}
 	if !strings.Contains(ref, ":") {
 		ref = fmt.Sprintf("%s:%d", ref, d.revs[ref])
 	}
-	return fmt.Sprintf("arn:aws:ecs:%s:%s:task-definition/%s", region, account, ref)
+	return fmt.Sprintf("arn:aws:ecs:%s:%s:task-definition/%s", Region, Account, ref)
 }
 
-func (d *double) findSD(arn string) *dSD {
-	for _, s := range d.services {
+func (d *Double) findSD(arn string) *dSD {
+	for _, s := range d.Services {
 		for _, sd := range s.sds {
 			if sd.arn == arn {
 				return sd
@@ -465,19 +485,19 @@ func (s *dService) json() map[string]any {
 		running += dp.running
 		pending += dp.pending
 		deps = append(deps, map[string]any{
-			"id": dp.id, "status": dp.status, "taskDefinition": dp.taskDef,
+			"id": dp.id, "status": dp.status, "taskDefinition": dp.TaskDef,
 			"desiredCount": dp.desired, "runningCount": dp.running, "pendingCount": dp.pending, "failedTasks": dp.failed,
 			"createdAt": epoch(dp.created), "updatedAt": epoch(dp.created), "launchType": "FARGATE",
 			"rolloutState": dp.rollout, "rolloutStateReason": dp.reason,
 		})
 	}
 	j := map[string]any{
-		"serviceArn": s.arn, "serviceName": s.name, "clusterArn": fmt.Sprintf("arn:aws:ecs:%s:%s:cluster/%s", region, account, cluster),
+		"serviceArn": s.arn, "serviceName": s.name, "clusterArn": fmt.Sprintf("arn:aws:ecs:%s:%s:Cluster/%s", Region, Account, Cluster),
 		"status": "ACTIVE", "desiredCount": s.desired, "runningCount": running, "pendingCount": pending,
-		"launchType": "FARGATE", "taskDefinition": s.taskDef, "deployments": orEmpty(deps), "events": orEmpty(s.events),
+		"launchType": "FARGATE", "taskDefinition": s.TaskDef, "deployments": orEmpty(deps), "events": orEmpty(s.events),
 		"deploymentController": map[string]any{"type": "ECS"},
 		"deploymentConfiguration": map[string]any{
-			"deploymentCircuitBreaker": map[string]any{"enable": true, "rollback": s.cbRollback},
+			"deploymentCircuitBreaker": map[string]any{"enable": true, "rollback": s.CBRollback},
 			"maximumPercent":           200, "minimumHealthyPercent": 100,
 		},
 		"schedulingStrategy": "REPLICA",
@@ -491,28 +511,28 @@ func (s *dService) json() map[string]any {
 // The steps scripts are made of.
 
 // progress sets the running deployment's task counts.
-func progress(running, pending int) step {
-	return func(d *double, s *dService, r *dRun) { r.dep.running, r.dep.pending = running, pending }
+func Progress(running, pending int) Step {
+	return func(d *Double, s *dService, r *dRun) { r.dep.running, r.dep.pending = running, pending }
 }
 
 // say adds a service event.
-func say(msg string) step {
-	return func(d *double, s *dService, r *dRun) {
+func Say(msg string) Step {
+	return func(d *Double, s *dService, r *dRun) {
 		s.events = append([]any{event(d.nextID("ev-"), msg)}, s.events...)
 	}
 }
 
 // idle changes nothing: the rollout is still under way.
-func idle() step { return func(*double, *dService, *dRun) {} }
+func Idle() Step { return func(*Double, *dService, *dRun) {} }
 
 // stopTask records a task of the running deployment that stopped, with ECS's reason and its
 // container's exit code.
-func stopTask(reason string, exit int, containerReason string) step {
-	return func(d *double, s *dService, r *dRun) {
+func StopTask(reason string, exit int, containerReason string) Step {
+	return func(d *Double, s *dService, r *dRun) {
 		id := d.nextID("")
 		d.tasks = append(d.tasks, map[string]any{
-			"taskArn":           fmt.Sprintf("arn:aws:ecs:%s:%s:task/%s/%s%s", region, account, cluster, id, strings.Repeat("0", 24)),
-			"taskDefinitionArn": r.dep.taskDef, "startedBy": r.dep.id, "group": "service:" + s.name,
+			"taskArn":           fmt.Sprintf("arn:aws:ecs:%s:%s:task/%s/%s%s", Region, Account, Cluster, id, strings.Repeat("0", 24)),
+			"taskDefinitionArn": r.dep.TaskDef, "startedBy": r.dep.id, "group": "service:" + s.name,
 			"lastStatus": "STOPPED", "desiredStatus": "STOPPED", "stoppedReason": reason, "stopCode": "EssentialContainerExited",
 			"stoppedAt": epoch(time.Now()), "createdAt": epoch(r.dep.created),
 			"containers": []any{map[string]any{"name": "api", "lastStatus": "STOPPED", "exitCode": exit, "reason": containerReason}},
@@ -523,57 +543,57 @@ func stopTask(reason string, exit int, containerReason string) step {
 }
 
 // complete ends the deployment as ECS does when it succeeds.
-func complete() step {
-	return func(d *double, s *dService, r *dRun) {
+func Complete() Step {
+	return func(d *Double, s *dService, r *dRun) {
 		r.dep.rollout, r.dep.reason = "COMPLETED", "ECS deployment "+r.dep.id+" completed."
 		r.dep.running, r.dep.pending = r.dep.desired, 0
 		s.deployments = []*dDeployment{r.dep}
 		r.sd.status = "SUCCESSFUL"
 		s.events = append([]any{event(d.nextID("ev-"), fmt.Sprintf("(service %s) has reached a steady state.", s.name))}, s.events...)
-		s.run = nil
+		s.Run = nil
 	}
 }
 
 // circuitBreaker fails the deployment as ECS's circuit breaker does, and starts ECS's rollback to
 // the task definition from before.
-func circuitBreaker(reason string) step {
-	return func(d *double, s *dService, r *dRun) {
+func CircuitBreaker(reason string) Step {
+	return func(d *Double, s *dService, r *dRun) {
 		r.dep.rollout, r.dep.reason, r.dep.status = "FAILED", reason, "ACTIVE"
 		rb := &dDeployment{
-			id: d.nextID("ecs-svc/"), status: "PRIMARY", taskDef: r.prev, rollout: "IN_PROGRESS",
+			id: d.nextID("ecs-svc/"), status: "PRIMARY", TaskDef: r.prev, rollout: "IN_PROGRESS",
 			desired: s.desired, created: time.Now(),
 		}
 		rb.reason = "ECS deployment " + rb.id + " in progress."
 		s.deployments = append([]*dDeployment{rb}, s.deployments...)
 		r.rollback = rb
-		s.taskDef = r.prev
+		s.TaskDef = r.prev
 		r.sd.status, r.sd.reason = "ROLLBACK_IN_PROGRESS", reason
 	}
 }
 
 // rolledBack ends ECS's rollback: the task definition from before runs again.
-func rolledBack(reason string) step {
-	return func(d *double, s *dService, r *dRun) {
+func RolledBack(reason string) Step {
+	return func(d *Double, s *dService, r *dRun) {
 		rb := r.rollback
 		rb.rollout, rb.reason, rb.running, rb.pending = "COMPLETED", "ECS deployment "+rb.id+" completed.", rb.desired, 0
 		s.deployments = []*dDeployment{rb}
 		r.sd.status, r.sd.reason, r.sd.rollbackReason = "ROLLBACK_SUCCESSFUL", reason, reason
-		s.run = nil
+		s.Run = nil
 	}
 }
 
 // rollbackFailed ends ECS's rollback in failure.
-func rollbackFailed(reason string) step {
-	return func(d *double, s *dService, r *dRun) {
+func RollbackFailed(reason string) Step {
+	return func(d *Double, s *dService, r *dRun) {
 		r.rollback.rollout, r.rollback.reason = "FAILED", reason
 		r.sd.status, r.sd.reason = "ROLLBACK_FAILED", reason
-		s.run = nil
+		s.Run = nil
 	}
 }
 
 // throttleNext makes the next n requests of op fail with ThrottlingException.
-func throttleNext(op string, n int) step {
-	return func(d *double, s *dService, r *dRun) { d.throttle[op] += n }
+func ThrottleNext(op string, n int) Step {
+	return func(d *Double, s *dService, r *dRun) { d.Throttle[op] += n }
 }
 
 func event(id, msg string) map[string]any {
@@ -590,4 +610,10 @@ func orEmpty(l []any) []any {
 		return []any{}
 	}
 	return l
+}
+
+// Failed marks the deployment FAILED with reason, as ECS does when tasks keep failing and no
+// circuit breaker rolls back.
+func Failed(reason string) Step {
+	return func(_ *Double, _ *dService, r *dRun) { r.dep.rollout, r.dep.reason = "FAILED", reason }
 }
