@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/base64"
 	"fmt"
@@ -21,6 +20,7 @@ import (
 	"github.com/slipway-dev/slipway/internal/config"
 	"github.com/slipway-dev/slipway/internal/deploy"
 	"github.com/slipway-dev/slipway/internal/registry"
+	"github.com/slipway-dev/slipway/internal/testenv"
 )
 
 const (
@@ -130,24 +130,6 @@ func (f *fakeAWS) seen(service string) []string {
 	return append([]string(nil), f.calls[service]...)
 }
 
-// syncBuffer is a log sink the SDK's goroutines and the test may share.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 func noSecrets(t *testing.T, what, text string) {
 	t.Helper()
 	for _, s := range []string{chainSecret, assumedSecret, assumedToken, externalID} {
@@ -168,7 +150,7 @@ func TestAWSNotConfigured(t *testing.T) {
 func TestAWSRoleAndEndpoints(t *testing.T) {
 	awsEnv(t, true)
 	f := newFakeAWS(t)
-	var log syncBuffer
+	var log testenv.SyncBuffer
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute) // a hang guard
 	defer cancel()
 	a := newAWS(ctx, f.config(), slog.New(slog.NewTextHandler(&log, nil)))
@@ -223,7 +205,7 @@ func TestAWSMissingCredentials(t *testing.T) {
 	f := newFakeAWS(t)
 	cfg := f.config()
 	cfg.RoleARN, cfg.ExternalID = "", ""
-	var log syncBuffer
+	var log testenv.SyncBuffer
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute) // a hang guard
 	defer cancel()
 	a := newAWS(ctx, cfg, slog.New(slog.NewTextHandler(&log, nil)))
@@ -268,7 +250,7 @@ func TestAWSRoleDenied(t *testing.T) {
 	awsEnv(t, true)
 	f := newFakeAWS(t)
 	f.denyAssume = true
-	var log syncBuffer
+	var log testenv.SyncBuffer
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute) // a hang guard
 	defer cancel()
 	a := newAWS(ctx, f.config(), slog.New(slog.NewTextHandler(&log, nil)))
@@ -292,7 +274,7 @@ func TestAWSMissingProfile(t *testing.T) {
 	f := newFakeAWS(t)
 	cfg := f.config()
 	cfg.RoleARN, cfg.ExternalID = "", ""
-	var log syncBuffer
+	var log testenv.SyncBuffer
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute) // a hang guard
 	defer cancel()
 	a := newAWS(ctx, cfg, slog.New(slog.NewTextHandler(&log, nil)))

@@ -16,6 +16,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/slipway-dev/slipway/internal/testenv"
 )
 
 // canary is one secret of the server's configuration, set to a value found nowhere else.
@@ -333,7 +335,7 @@ func (c *canaryRig) start() *server {
 		"SLIPWAY_API_TOKENS=" + c.s.apiEnv,
 		"SLIPWAY_GIT_TOKEN=" + c.s.gitEnv,
 	}
-	s := &server{t: c.t, cmd: cmd, URL: "http://" + addr, logs: &syncBuffer{}, done: make(chan error, 1)}
+	s := &server{t: c.t, cmd: cmd, URL: "http://" + addr, logs: &testenv.SyncBuffer{}, done: make(chan error, 1)}
 	cmd.Stdout, cmd.Stderr = s.logs, s.logs
 	if err := cmd.Start(); err != nil {
 		c.t.Fatal(err)

@@ -142,25 +142,8 @@ type server struct {
 	t    testing.TB
 	cmd  *exec.Cmd
 	URL  string
-	logs *syncBuffer
+	logs *testenv.SyncBuffer
 	done chan error
-}
-
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 func freePort(t testing.TB) int {
@@ -207,7 +190,7 @@ func launch(t testing.TB, bin, dbURL, probe string, env ...string) *server {
 		"SLIPWAY_GITHUB_URL=https://github.invalid",
 	)
 	cmd.Env = append(cmd.Env, env...)
-	s := &server{t: t, cmd: cmd, URL: "http://" + addr, logs: &syncBuffer{}, done: make(chan error, 1)}
+	s := &server{t: t, cmd: cmd, URL: "http://" + addr, logs: &testenv.SyncBuffer{}, done: make(chan error, 1)}
 	cmd.Stdout, cmd.Stderr = s.logs, s.logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
