@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -147,6 +148,9 @@ func TestNewSweepsDockerConfigs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The live registry's lock is held by a file its state dir keeps open: keep it reachable until
+	// the sweep has run, or the collector may close the file and release the lock.
+	runtime.KeepAlive(live)
 	if _, err := os.Stat(filepath.Join(state, "docker-config", "slipway-123")); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("a crashed push's config is still there: %v", err)
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -235,6 +236,9 @@ func TestNewSweepsDeadCheckouts(t *testing.T) {
 	}
 
 	c := newTestCache(t, Config{WorkDir: work})
+	// The live cache's lock is held by a file its state dir keeps open: keep the cache reachable
+	// until the sweep has run, or the collector may close the file and release the lock.
+	runtime.KeepAlive(live)
 	for _, p := range dead {
 		if _, err := os.Stat(p); !errors.Is(err, os.ErrNotExist) {
 			t.Errorf("%s left by a dead server is still there (%v)", p, err)
