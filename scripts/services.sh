@@ -263,7 +263,8 @@ start_dockerd() {
 			log "docker: engine $("$DOCKER" version --format '{{.Server.Version}}' 2>/dev/null) answers"
 			return 0
 		fi
-		ours "$(<"$DIR/pids/dockerd.pid")" || break
+		# Still alive? Not `ours`: until setsid has exec'd, the child's command line is this script's.
+		kill -0 "$(<"$DIR/pids/dockerd.pid")" 2>/dev/null || break
 		sleep 0.1
 	done
 	cat "$DIR/dockerd.log" >&2 || true
@@ -363,7 +364,7 @@ start_registry() {
 				log "registry: 127.0.0.1:$REGISTRY_PORT"
 				return 0
 			fi
-			ours "$(<"$DIR/pids/registry.pid")" || break
+			kill -0 "$(<"$DIR/pids/registry.pid")" 2>/dev/null || break
 			sleep 0.1
 		done
 		log "registry did not answer on port $port (try $try)"
