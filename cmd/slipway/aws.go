@@ -40,6 +40,17 @@ func newAWS(ctx context.Context, c config.AWS, logger *slog.Logger) *awsClients 
 	if !c.Enabled() {
 		return nil
 	}
+	cfg := loadAWSConfig(ctx, c)
+	checkCredentials(ctx, cfg, c, logger)
+	return &awsClients{
+		cfg: c,
+		ecs: awsecs.NewFromConfig(cfg, func(o *awsecs.Options) { o.BaseEndpoint = endpoint(c.Endpoints.ECS) }),
+		ecr: ecr.NewFromConfig(cfg, func(o *ecr.Options) { o.BaseEndpoint = endpoint(c.Endpoints.ECR) }),
+	}
+}
+
+// loadAWSConfig is the aws.Config every client is made from (doctor's STS check too).
+func loadAWSConfig(ctx context.Context, c config.AWS) aws.Config {
 	standard := func() aws.Retryer { return retry.NewStandard() }
 	cfg, err := awsconfig.LoadDefaultConfig(ctx, awsconfig.WithRegion(c.Region), awsconfig.WithRetryer(standard))
 	if err != nil {
@@ -58,12 +69,7 @@ func newAWS(ctx context.Context, c config.AWS, logger *slog.Logger) *awsClients 
 		// Renewed a minute early, so that no call is signed with credentials about to expire.
 		cfg.Credentials = aws.NewCredentialsCache(role, func(o *aws.CredentialsCacheOptions) { o.ExpiryWindow = time.Minute })
 	}
-	checkCredentials(ctx, cfg, c, logger)
-	return &awsClients{
-		cfg: c,
-		ecs: awsecs.NewFromConfig(cfg, func(o *awsecs.Options) { o.BaseEndpoint = endpoint(c.Endpoints.ECS) }),
-		ecr: ecr.NewFromConfig(cfg, func(o *ecr.Options) { o.BaseEndpoint = endpoint(c.Endpoints.ECR) }),
-	}
+	return cfg
 }
 
 // endpoint is an endpoint override as the clients' BaseEndpoint: nil for the SDK's own.
@@ -102,9 +108,10 @@ type failing struct{ err error }
 
 func (f failing) Retrieve(context.Context) (aws.Credentials, error) { return aws.Credentials{}, f.err }
 
-// ecsTarget is the "ecs" target, deploying with the server's credentials in aws.region.
-func (a *awsClients) ecsTarget(logger *slog.Logger) (*ecs.Target, error) {
-	return ecs.New(ecs.Config{}, a.ecs, logger)
+// ecsTarget is the "ecs" target, deploying with the server's credentials in aws.region. A
+// rollback asks images whether the image it goes back to is still there.
+func (a *awsClients) ecsTarget(images ecs.Images, logger *slog.Logger) (*ecs.Target, error) {
+	return ecs.New(ecs.Config{Images: images}, a.ecs, logger)
 }
 
 // credentials are ECR tokens for ECR hosts and aws.ecr.registry_override, next for the others.

@@ -218,7 +218,7 @@ func TestAWSMissingCredentials(t *testing.T) {
 		}
 	}
 
-	target, err := a.ecsTarget(slog.New(slog.NewTextHandler(&log, nil)))
+	target, err := a.ecsTarget(nil, slog.New(slog.NewTextHandler(&log, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/slipway-dev/slipway/internal/auth"
 	"github.com/slipway-dev/slipway/internal/config"
 	"github.com/slipway-dev/slipway/internal/engine"
 	"github.com/slipway-dev/slipway/internal/flow"
@@ -72,7 +73,11 @@ func serve(ctx context.Context, args, env []string, stderr io.Writer) error {
 		return err
 	}
 	defer eng.Close()
-	handlers, err := kinds(ctx, cfg, st, eng, logger)
+	cache, err := gitCache(cfg, logger)
+	if err != nil {
+		return err
+	}
+	handlers, err := kinds(ctx, cfg, st, eng, cache, logger)
 	if err != nil {
 		return err
 	}
@@ -96,16 +101,26 @@ func serve(ctx context.Context, args, env []string, stderr io.Writer) error {
 
 	// Timeouts, and the budget of webhook bodies read before their signature is checked.
 	limits := web.Limits{WebhookMaxBody: cfg.Webhook.MaxBodyBytes}
+	authn, err := auth.New(cfg.Auth, reveal(cfg.API.Tokens), st, logger.With("component", "auth"))
+	if err != nil {
+		return err
+	}
+	actions := flow.NewActions(st, cfg.Policy.CheckSpec, cfg.Remote, cache)
+	dash := web.NewDashboard(web.DashboardDeps{Store: st, Actions: actions, Audit: authn,
+		Config: func() any { return cfg }, GitHubURL: cfg.GitHub.URL, Version: version,
+		Logger: logger.With("component", "dashboard")})
 	router := web.NewRouter(web.Deps{
-		Webhook:  hook,
-		Ready:    readiness{st: st, migrations: ms},
-		Gatherer: reg,
-		API:      st,
-		Rollback: flow.NewRollbacker(st, policyFunc(cfg.Policy)),
-		Tokens:   reveal(cfg.API.Tokens),
-		Version:  version,
-		Logger:   logger,
-		Limits:   limits,
+		Webhook:       hook,
+		Ready:         readiness{st: st, migrations: ms},
+		Gatherer:      reg,
+		MetricsPublic: cfg.Metrics.Public,
+		API:           st,
+		Actions:       actions,
+		Auth:          authn,
+		Dashboard:     dash,
+		Version:       version,
+		Logger:        logger,
+		Limits:        limits,
 	})
 	srv := web.NewServer(router, limits)
 	ln, err := net.Listen("tcp", cfg.ListenAddr)
@@ -130,6 +145,13 @@ func serve(ctx context.Context, args, env []string, stderr io.Writer) error {
 	})
 	g.Go(func() error { return q.Run(gctx) })
 	g.Go(func() error { notifier.Run(gctx); return nil })
+	g.Go(func() error {
+		// Live log tails fall back to polling when the listener is down: log it, serve on.
+		if err := dash.Run(gctx); err != nil && gctx.Err() == nil {
+			logger.WarnContext(gctx, "live log notifications stopped; tails poll", "err", err)
+		}
+		return nil
+	})
 	err = g.Wait()
 	logger.Info("slipway stopped", "err", err)
 	return err

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"strconv"
 
 	"github.com/slipway-dev/slipway/internal/config"
@@ -13,29 +14,66 @@ import (
 	"github.com/slipway-dev/slipway/migrations"
 )
 
-// loadConfig parses the common flags, which override the environment, which overrides the file.
-func loadConfig(name string, args, env []string, stderr io.Writer) (config.Config, *flag.FlagSet, error) {
+// settings are the values of a command's flags; each command has only the flags it uses.
+type settings struct {
+	config, listen, migrate string
+	workers                 int
+}
+
+// newFlagSet returns the flags of the command name. Flags override the environment, which
+// overrides the file.
+func newFlagSet(name string, output io.Writer) (*flag.FlagSet, *settings) {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	cfgPath := fs.String("config", "", "path of the YAML config file (SLIPWAY_CONFIG)")
-	listen := fs.String("listen-addr", "", "HTTP listen address (SLIPWAY_LISTEN_ADDR)")
-	workers := fs.Int("workers", 0, "worker slots (SLIPWAY_WORKERS)")
-	migrateFirst := fs.String("migrate", "", "migrate on start: true or false (SLIPWAY_MIGRATE_ON_START)")
+	fs.SetOutput(output)
+	fs.Usage = func() {} // run prints the command's help, on stdout when asked for
+	s := &settings{}
+	switch name {
+	case "serve", "migrate", "doctor":
+		fs.StringVar(&s.config, "config", "", "path of the YAML config `FILE` (SLIPWAY_CONFIG)")
+	}
+	if name == "serve" {
+		fs.StringVar(&s.listen, "listen-addr", "", "HTTP listen address, `HOST:PORT` (SLIPWAY_LISTEN_ADDR)")
+		fs.IntVar(&s.workers, "workers", 0, "worker slots, `N` (SLIPWAY_WORKERS)")
+		fs.StringVar(&s.migrate, "migrate", "", "migrate on start: `true|false` (SLIPWAY_MIGRATE_ON_START)")
+	}
+	return fs, s
+}
+
+// env returns env with the flags that were given appended last, so that they win over it.
+func (s *settings) env(env []string) []string {
+	env = slices.Clip(env)
+	if s.listen != "" {
+		env = append(env, "SLIPWAY_LISTEN_ADDR="+s.listen)
+	}
+	if s.workers != 0 {
+		env = append(env, "SLIPWAY_WORKERS="+strconv.Itoa(s.workers))
+	}
+	if s.migrate != "" {
+		env = append(env, "SLIPWAY_MIGRATE_ON_START="+s.migrate)
+	}
+	return env
+}
+
+// loadConfig parses the command's flags and loads the configuration. SLIPWAY_* variables that
+// are no setting are warned about: in the log once it exists, on stderr when the load fails
+// (a misspelt SLIPWAY_DATABASE_URL is then often the cause).
+func loadConfig(name string, args, env []string, stderr io.Writer) (config.Config, *flag.FlagSet, error) {
+	fs, s := newFlagSet(name, stderr)
 	if err := fs.Parse(args); err != nil {
 		return config.Config{}, nil, err
 	}
-	// Flags become environment entries appended last, so they win over the real environment.
-	if *listen != "" {
-		env = append(env, "SLIPWAY_LISTEN_ADDR="+*listen)
+	cfg, err := config.Load(s.config, s.env(env))
+	if err != nil {
+		for _, w := range config.Defaults().UnknownEnv(env) {
+			fmt.Fprintln(stderr, "slipway: warning:", w)
+		}
+		return config.Config{}, fs, err
 	}
-	if *workers != 0 {
-		env = append(env, "SLIPWAY_WORKERS="+strconv.Itoa(*workers))
+	logger := newLogger(cfg, stderr)
+	for _, w := range cfg.UnknownEnv(env) {
+		logger.Warn(w)
 	}
-	if *migrateFirst != "" {
-		env = append(env, "SLIPWAY_MIGRATE_ON_START="+*migrateFirst)
-	}
-	cfg, err := config.Load(*cfgPath, env)
-	return cfg, fs, err
+	return cfg, fs, nil
 }
 
 func newLogger(cfg config.Config, w io.Writer) *slog.Logger {

@@ -11,7 +11,6 @@ import (
 	"github.com/slipway-dev/slipway/internal/engine"
 	"github.com/slipway-dev/slipway/internal/flow"
 	"github.com/slipway-dev/slipway/internal/imagebuild"
-	"github.com/slipway-dev/slipway/internal/pipeline"
 	"github.com/slipway-dev/slipway/internal/queue"
 	"github.com/slipway-dev/slipway/internal/registry"
 	"github.com/slipway-dev/slipway/internal/rollout/docker"
@@ -20,8 +19,8 @@ import (
 	"github.com/slipway-dev/slipway/internal/store"
 )
 
-// kinds wires the queue's item kinds to their handlers.
-func kinds(ctx context.Context, cfg config.Config, st *store.Store, eng *engine.Engine, logger *slog.Logger) ([]queue.Kind, error) {
+// gitCache opens the mirrors that plans, builds and manual deploys read repositories from.
+func gitCache(cfg config.Config, logger *slog.Logger) (*source.Cache, error) {
 	workDir := cfg.Git.WorkDir
 	if workDir == "" && cfg.StateDir != "" {
 		workDir = filepath.Join(cfg.StateDir, "checkouts")
@@ -31,6 +30,11 @@ func kinds(ctx context.Context, cfg config.Config, st *store.Store, eng *engine.
 	if err != nil {
 		return nil, fmt.Errorf("setting up the git cache: %w", err)
 	}
+	return cache, nil
+}
+
+// kinds wires the queue's item kinds to their handlers.
+func kinds(ctx context.Context, cfg config.Config, st *store.Store, eng *engine.Engine, cache *source.Cache, logger *slog.Logger) ([]queue.Kind, error) {
 	// Every fetch goes to the configured remote of its repository, never a URL from a payload.
 	src := source.Pin(cache, cfg.Remote)
 	planner := flow.NewPlanner(flow.PlannerConfig{
@@ -39,7 +43,7 @@ func kinds(ctx context.Context, cfg config.Config, st *store.Store, eng *engine.
 
 	dc := cfg.Docker
 	var builder deploy.Builder
-	builder, err = imagebuild.New(imagebuild.Config{Engine: eng, BuildKit: dc.BuildKit,
+	builder, err := imagebuild.New(imagebuild.Config{Engine: eng, BuildKit: dc.BuildKit,
 		Network: dc.BuildNetwork, Timeout: cfg.Stages.Build.D()}, logger.With("component", "build"))
 	if err != nil {
 		// Without a docker CLI Slipway still takes webhooks and plans runs; deployments fail with why.
@@ -60,21 +64,24 @@ func kinds(ctx context.Context, cfg config.Config, st *store.Store, eng *engine.
 	var creds registry.Credentials = static
 	// AWS only with aws.region: without it an "ecs" deployment fails saying that this server has
 	// no such target, and ECR hosts get the static logins only.
-	if aws := newAWS(ctx, cfg.AWS, logger.With("component", "aws")); aws != nil {
+	aws := newAWS(ctx, cfg.AWS, logger.With("component", "aws"))
+	if aws != nil {
 		if creds, err = aws.credentials(static, cfg.Stages.Push.D(), logger.With("component", "registry.ecr")); err != nil {
 			return nil, err
 		}
-		ecsTarget, err := aws.ecsTarget(logger.With("component", "target.ecs"))
-		if err != nil {
-			return nil, err
-		}
-		targets[deploy.PlatformECS] = ecsTarget
 	}
 	var reg deploy.Registry
 	reg, err = registry.New(registry.Config{Engine: eng, StateDir: cfg.StateDir, Insecure: insecure,
 		Timeout: cfg.Stages.Push.D()}, creds, logger.With("component", "registry"))
 	if err != nil {
 		reg = unavailable{err}
+	}
+	if aws != nil {
+		ecsTarget, err := aws.ecsTarget(reg, logger.With("component", "target.ecs"))
+		if err != nil {
+			return nil, err
+		}
+		targets[deploy.PlatformECS] = ecsTarget
 	}
 	dockerTarget, err := docker.New(docker.Config{StableFor: dc.StableFor.D()}, eng, logger.With("component", "target.docker"))
 	if err != nil {
@@ -85,7 +92,7 @@ func kinds(ctx context.Context, cfg config.Config, st *store.Store, eng *engine.
 		return nil, err
 	}
 	targets[deploy.PlatformDocker], targets[deploy.PlatformSwarm] = dockerTarget, swarmTarget
-	executor := flow.NewExecutor(flow.ExecutorConfig{Builds: cfg.Builds, Policy: policyFunc(cfg.Policy), Adopts: cfg.Policy.Adopts,
+	executor := flow.NewExecutor(flow.ExecutorConfig{Builds: cfg.Builds, Policy: cfg.Policy.CheckSpec, Adopts: cfg.Policy.Adopts,
 		BuildTimeout: cfg.Stages.Build.D(), PushTimeout: cfg.Stages.Push.D(), DeployTimeout: cfg.Stages.Deploy.D(),
 		Tokens: cfg.Token, InputsHash: imagebuild.InputsHash,
 	}, st, src, builder, reg, targets, logger.With("component", "executor"))
@@ -103,8 +110,3 @@ type unavailable struct{ err error }
 func (u unavailable) Build(context.Context, deploy.BuildRequest, deploy.LogFunc) error { return u.err }
 func (u unavailable) Digest(context.Context, string) (string, bool, error)             { return "", false, u.err }
 func (u unavailable) Push(context.Context, string, deploy.LogFunc) (string, error)     { return "", u.err }
-
-// policyFunc is the server's deploy policy as the flow checks it.
-func policyFunc(p pipeline.Policy) flow.PolicyFunc {
-	return func(repo string, dest deploy.Destination) error { return p.Check(repo, dest) }
-}

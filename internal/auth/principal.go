@@ -44,15 +44,29 @@ func (r Role) Can(want Role) bool { return r >= want }
 
 // Principal is who a request acts as.
 type Principal struct {
-	// Name is what the history and the audit log record: a user's name, or "token:<name>" for
-	// an API token.
+	// Name is what the history and the audit log record: a user's name (a configured user's, the
+	// verified email of a single sign-on user or "oidc:<sub>" without one; a user's API token acts
+	// under the user's name), or "token:config" for the config's API tokens.
 	Name string
 	Role Role
 	// Via says how it authenticated: "password", "oidc", "api-token", "config-token".
 	Via string
 	// SessionID is set for a browser session (hashed id), so logout can revoke it.
 	SessionID string
+	// SessionPublicID is the session's id in the API (GET /api/v1/sessions); 0 without a session.
+	SessionPublicID int64
+	// TokenID is the id of the user's API token the request presented; 0 for none.
+	TokenID int64
 }
+
+// How a principal authenticated (Principal.Via), and the config tokens' principal.
+const (
+	ViaPassword          = "password"
+	ViaOIDC              = "oidc"
+	ViaAPIToken          = "api-token"
+	ViaConfigToken       = "config-token"
+	ConfigTokenPrincipal = "token:config"
+)
 
 type principalKey struct{}
 

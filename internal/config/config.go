@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -66,6 +67,15 @@ type Config struct {
 	Stages       Stages          `yaml:"stages"`
 	API          APIConfig       `yaml:"api"`
 	AWS          AWS             `yaml:"aws"`
+	Auth         Auth            `yaml:"auth"`
+	Metrics      Metrics         `yaml:"metrics"`
+}
+
+// Metrics configures /metrics.
+type Metrics struct {
+	// Public serves /metrics to anonymous clients (a Prometheus on a trusted network); otherwise
+	// a scrape needs a bearer token, like any API call.
+	Public bool `yaml:"public"`
 }
 
 // APIConfig guards /api/v1.
@@ -165,7 +175,10 @@ type Duration time.Duration
 func (d *Duration) UnmarshalText(b []byte) error {
 	v, err := time.ParseDuration(string(b))
 	if err != nil {
-		return fmt.Errorf("invalid duration %q", string(b))
+		if _, nerr := strconv.ParseFloat(string(b), 64); nerr == nil {
+			return fmt.Errorf("invalid duration %q: give a unit, like 30s, 5m or 1h", string(b))
+		}
+		return fmt.Errorf("invalid duration %q (like 30s, 5m or 1h30m)", string(b))
 	}
 	*d = Duration(v)
 	return nil
@@ -197,8 +210,8 @@ func Defaults() Config {
 	}
 }
 
-// Load reads the file named by SLIPWAY_CONFIG (if set; or explicitPath when not empty), then the
-// SLIPWAY_* variables of env, and validates the result.
+// Load reads the file explicitPath (the --config flag) or, when it is "", the one SLIPWAY_CONFIG
+// names, then the SLIPWAY_* variables of env, and validates the result.
 func Load(explicitPath string, env []string) (Config, error) {
 	vars := envMap(env)
 	cfg := Defaults()
@@ -207,7 +220,16 @@ func Load(explicitPath string, env []string) (Config, error) {
 		file = vars["SLIPWAY_CONFIG"]
 	}
 	if file != "" {
-		if err := decodeFile(file, &cfg); err != nil {
+		// The error names where the file's name came from: the flag or the variable.
+		from := "--config " + file
+		if explicitPath == "" {
+			from = "SLIPWAY_CONFIG=" + file
+		}
+		data, err := os.ReadFile(file)
+		if err != nil {
+			return Config{}, fmt.Errorf("config: %s: %s", from, readProblem(err))
+		}
+		if err := decodeFile(file, data, &cfg); err != nil {
 			return Config{}, fmt.Errorf("config: %w", err)
 		}
 	}
@@ -218,152 +240,6 @@ func Load(explicitPath string, env []string) (Config, error) {
 		return Config{}, fmt.Errorf("config: %w", err)
 	}
 	return cfg, nil
-}
-
-func envMap(env []string) map[string]string {
-	m := map[string]string{}
-	for _, kv := range env {
-		if k, v, ok := strings.Cut(kv, "="); ok && strings.HasPrefix(k, "SLIPWAY_") {
-			m[k] = v
-		}
-	}
-	return m
-}
-
-// applyEnv overrides cfg with the environment; each variable names the key it sets.
-func applyEnv(cfg *Config, vars map[string]string) error {
-	var errs []error
-	// parsed sets *dst from the variable name when it is present, through parse.
-	parsed := func(name string, parse func(string) error) {
-		if v, ok := vars[name]; ok {
-			if err := parse(v); err != nil {
-				errs = append(errs, fmt.Errorf("%s: %w", name, err))
-			}
-		}
-	}
-	str := func(name string, dst *string) { parsed(name, func(v string) error { *dst = v; return nil }) }
-	secret := func(name string, dst *Secret) { parsed(name, func(v string) error { *dst = Secret(v); return nil }) }
-	integer := func(name string, dst *int64) {
-		parsed(name, func(v string) (err error) {
-			if *dst, err = strconv.ParseInt(v, 10, 64); err != nil {
-				return fmt.Errorf("%q is not an integer", v)
-			}
-			return nil
-		})
-	}
-	boolean := func(name string, dst *bool) {
-		parsed(name, func(v string) (err error) {
-			if *dst, err = strconv.ParseBool(v); err != nil {
-				return fmt.Errorf("%q is not a boolean", v)
-			}
-			return nil
-		})
-	}
-	duration := func(name string, dst *Duration) {
-		parsed(name, func(v string) error { return dst.UnmarshalText([]byte(v)) })
-	}
-	// list reads a comma-separated list.
-	list := func(name string, dst *[]string) {
-		parsed(name, func(v string) error {
-			*dst = nil
-			for s := range strings.SplitSeq(v, ",") {
-				if s = strings.TrimSpace(s); s != "" {
-					*dst = append(*dst, s)
-				}
-			}
-			return nil
-		})
-	}
-	// secrets reads a comma-separated list, as used while rotating a secret.
-	secrets := func(name string, dst *[]Secret) {
-		parsed(name, func(v string) error {
-			*dst = nil
-			for s := range strings.SplitSeq(v, ",") {
-				if s = strings.TrimSpace(s); s != "" {
-					*dst = append(*dst, Secret(s))
-				}
-			}
-			return nil
-		})
-	}
-
-	str("SLIPWAY_LISTEN_ADDR", &cfg.ListenAddr)
-	secret("SLIPWAY_DATABASE_URL", &cfg.DatabaseURL)
-	if _, ok := vars["SLIPWAY_MIGRATE_ON_START"]; ok {
-		cfg.MigrateOnStart = new(bool)
-		boolean("SLIPWAY_MIGRATE_ON_START", cfg.MigrateOnStart)
-	}
-	workers := int64(cfg.Workers)
-	integer("SLIPWAY_WORKERS", &workers)
-	cfg.Workers = int(workers)
-	builds := int64(cfg.Builds)
-	integer("SLIPWAY_BUILDS", &builds)
-	cfg.Builds = int(builds)
-	str("SLIPWAY_LOG_LEVEL", &cfg.LogLevel)
-	str("SLIPWAY_LOG_FORMAT", &cfg.LogFormat)
-	secrets("SLIPWAY_WEBHOOK_SECRET", &cfg.Webhook.Secrets)
-	integer("SLIPWAY_WEBHOOK_MAX_BODY_BYTES", &cfg.Webhook.MaxBodyBytes)
-	duration("SLIPWAY_QUEUE_LEASE", &cfg.Queue.Lease)
-	duration("SLIPWAY_QUEUE_POLL_INTERVAL", &cfg.Queue.PollInterval)
-	duration("SLIPWAY_QUEUE_SHUTDOWN_GRACE", &cfg.Queue.ShutdownGrace)
-	duration("SLIPWAY_QUEUE_RESCUE_EVERY", &cfg.Queue.RescueEvery)
-	duration("SLIPWAY_QUEUE_BACKOFF_BASE", &cfg.Queue.BackoffBase)
-	secrets("SLIPWAY_API_TOKENS", &cfg.API.Tokens)
-	str("SLIPWAY_PIPELINE_FILE", &cfg.PipelineFile)
-	str("SLIPWAY_GIT_CACHE_DIR", &cfg.Git.CacheDir)
-	str("SLIPWAY_GIT_WORK_DIR", &cfg.Git.WorkDir)
-	str("SLIPWAY_STATE_DIR", &cfg.StateDir)
-	secret("SLIPWAY_GIT_TOKEN", &cfg.Git.Token)
-	boolean("SLIPWAY_GIT_ALLOW_INSECURE_URLS", &cfg.Git.AllowInsecureURLs)
-	str("SLIPWAY_GITHUB_URL", &cfg.GitHub.URL)
-	str("SLIPWAY_DOCKER_BINARY", &cfg.Docker.Binary)
-	str("SLIPWAY_DOCKER_HOST", &cfg.Docker.Host)
-	str("SLIPWAY_DOCKER_BUILD_NETWORK", &cfg.Docker.BuildNetwork)
-	str("SLIPWAY_DOCKER_BUILDKIT", &cfg.Docker.BuildKit)
-	duration("SLIPWAY_DOCKER_STABLE_FOR", &cfg.Docker.StableFor)
-	duration("SLIPWAY_DOCKER_SWARM_UPDATE_MONITOR", &cfg.Docker.SwarmUpdateMonitor)
-	boolean("SLIPWAY_POLICY_ALLOW_ALL", &cfg.Policy.AllowAll)
-	list("SLIPWAY_POLICY_ADOPT", &cfg.Policy.Adopt)
-	duration("SLIPWAY_STAGES_BUILD_TIMEOUT", &cfg.Stages.Build)
-	duration("SLIPWAY_STAGES_PUSH_TIMEOUT", &cfg.Stages.Push)
-	duration("SLIPWAY_STAGES_DEPLOY_TIMEOUT", &cfg.Stages.Deploy)
-	str("SLIPWAY_AWS_REGION", &cfg.AWS.Region)
-	str("SLIPWAY_AWS_ROLE_ARN", &cfg.AWS.RoleARN)
-	secret("SLIPWAY_AWS_EXTERNAL_ID", &cfg.AWS.ExternalID)
-	str("SLIPWAY_AWS_ECS_ENDPOINT", &cfg.AWS.Endpoints.ECS)
-	str("SLIPWAY_AWS_ECR_ENDPOINT", &cfg.AWS.Endpoints.ECR)
-	str("SLIPWAY_AWS_STS_ENDPOINT", &cfg.AWS.Endpoints.STS)
-	str("SLIPWAY_AWS_ECR_REGISTRY_OVERRIDE", &cfg.AWS.ECR.RegistryOverride)
-	boolean("SLIPWAY_AWS_ECR_CREATE_REPOSITORIES", &cfg.AWS.ECR.CreateRepositories)
-	boolean("SLIPWAY_AWS_ECR_TAG_IMMUTABILITY", &cfg.AWS.ECR.TagImmutability)
-	boolean("SLIPWAY_AWS_ECR_SCAN_ON_PUSH", &cfg.AWS.ECR.ScanOnPush)
-	for i, r := range cfg.Registries {
-		if r.PasswordEnv == "" {
-			continue
-		}
-		v, ok := vars[r.PasswordEnv]
-		if !ok || v == "" {
-			errs = append(errs, fmt.Errorf("registries[%d].password_env: environment variable %s is not set", i, r.PasswordEnv))
-			continue
-		}
-		cfg.Registries[i].Password = Secret(v)
-	}
-	// Repositories from the environment: "owner/a,owner/b@main" (branch patterns after @, joined by |).
-	if v, ok := vars["SLIPWAY_REPOSITORIES"]; ok {
-		cfg.Repositories = nil
-		for item := range strings.SplitSeq(v, ",") {
-			if item = strings.TrimSpace(item); item == "" {
-				continue
-			}
-			name, branches, _ := strings.Cut(item, "@")
-			r := Repository{Name: name}
-			if branches != "" {
-				r.Branches = strings.Split(branches, "|")
-			}
-			cfg.Repositories = append(cfg.Repositories, r)
-		}
-	}
-	return errors.Join(errs...)
 }
 
 // Validate checks every key and names each bad one. It also canonicalises repositories and orgs
@@ -453,6 +329,7 @@ func (c *Config) Validate() error {
 	}
 	c.validateRepositories(bad)
 	c.validateAWS(bad)
+	c.validateAuth(bad)
 	return errors.Join(errs...)
 }
 

@@ -4,10 +4,11 @@ import (
 	"encoding"
 	"errors"
 	"fmt"
-	"os"
+	"io/fs"
 	"reflect"
 	"regexp"
 	"strings"
+	"syscall"
 
 	"github.com/goccy/go-yaml"
 	"github.com/goccy/go-yaml/ast"
@@ -42,11 +43,7 @@ func (e *FileError) Error() string {
 
 // decodeFile reads the YAML file name over the values already in cfg (the defaults). A file
 // that holds nothing (empty, comments only, a lone `---` or null) changes nothing.
-func decodeFile(name string, cfg *Config) error {
-	data, err := os.ReadFile(name)
-	if err != nil {
-		return fmt.Errorf("reading the config file: %w", err)
-	}
+func decodeFile(name string, data []byte, cfg *Config) error {
 	f, err := parser.ParseBytes(data, 0)
 	if err != nil {
 		// The parser refuses a key given twice; parsed again without that check the tree
@@ -76,10 +73,72 @@ func decodeFile(name string, cfg *Config) error {
 	if body == nil {
 		return nil
 	}
+	if at := fraction(body, reflect.TypeFor[Config]()); at != nil {
+		// The decoder would truncate 1.5 to 1 without a word.
+		e := &FileError{File: name, Reason: "must be an integer, not a number with a fraction"}
+		e.Line, e.Column = position(at.GetToken())
+		e.Path = keyPath(at)
+		return e
+	}
 	if err := yaml.NodeToValue(body, cfg, yaml.Strict()); err != nil {
 		return fileError(name, body, err)
 	}
 	return nil
+}
+
+// readProblem says why a config file cannot be read, in a few words.
+func readProblem(err error) string {
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return "no such file"
+	case errors.Is(err, fs.ErrPermission):
+		return "permission denied"
+	case errors.Is(err, syscall.EISDIR):
+		return "is a directory, not a file"
+	}
+	if pe, ok := errors.AsType[*fs.PathError](err); ok {
+		return pe.Err.Error()
+	}
+	return err.Error()
+}
+
+// fraction finds a number with a fraction given to an integer key under n, decoded into t.
+func fraction(n ast.Node, t reflect.Type) ast.Node {
+	n = unwrap(n)
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if n == nil || customDecoded(t) {
+		return nil
+	}
+	switch t.Kind() {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		if n.Type() == ast.FloatType {
+			return n
+		}
+	case reflect.Struct:
+		for _, mv := range mappingValues(n) {
+			if f, ok := fieldByKey(t, mv.Key); ok {
+				if at := fraction(mv.Value, f.Type); at != nil {
+					return at
+				}
+			}
+		}
+	case reflect.Slice:
+		if seq, ok := n.(*ast.SequenceNode); ok {
+			for _, v := range seq.Values {
+				if at := fraction(v, t.Elem()); at != nil {
+					return at
+				}
+			}
+		}
+	}
+	return nil
+}
+
+func keyPath(n ast.Node) string {
+	return strings.TrimPrefix(strings.TrimPrefix(n.GetPath(), "$"), ".")
 }
 
 // documents returns the body of the first document of f, nil when there is none.
@@ -114,7 +173,11 @@ func fileError(name string, body ast.Node, err error) *FileError {
 		}
 	}
 	if at != nil {
-		e.Path = strings.TrimPrefix(strings.TrimPrefix(at.GetPath(), "$"), ".")
+		e.Path = keyPath(at)
+		if e.Reason == notUnmarshaler {
+			// Durations are the only keys of the file that decode from text.
+			e.Reason = "must be a duration like 30s or 5m, not " + nodeKind(unwrap(at).Type())
+		}
 	}
 	if body == nil {
 		e.Reason = quoted.ReplaceAllString(e.Reason, `"…"`)
@@ -149,9 +212,35 @@ func reason(err yaml.Error) string {
 	case *yaml.DuplicateKeyError:
 		return "key given twice"
 	case *yaml.UnexpectedNodeTypeError:
-		return fmt.Sprintf("must be a %s, not a %s", e.Expected.YAMLName(), e.Actual.YAMLName())
+		return fmt.Sprintf("must be %s, not %s", nodeKind(e.Expected), nodeKind(e.Actual))
 	default:
 		return err.GetMessage()
+	}
+}
+
+// notUnmarshaler is the decoder's message for a list or mapping given to a key that decodes
+// from text.
+const notUnmarshaler = "does not implemented Unmarshaler"
+
+// nodeKind names a YAML node type as yamlKind names Go types.
+func nodeKind(t ast.NodeType) string {
+	switch t {
+	case ast.NullType:
+		return "null"
+	case ast.BoolType:
+		return "a boolean"
+	case ast.IntegerType:
+		return "an integer"
+	case ast.FloatType, ast.InfinityType, ast.NanType:
+		return "a number"
+	case ast.StringType, ast.LiteralType:
+		return "a string"
+	case ast.MappingType, ast.MappingValueType:
+		return "a mapping"
+	case ast.SequenceType:
+		return "a list"
+	default:
+		return "a " + t.YAMLName()
 	}
 }
 

@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"path/filepath"
 	"reflect"
 	"regexp"
 	"strings"
@@ -40,7 +41,7 @@ func TestFileErrorsShowNoSecrets(t *testing.T) {
 		{"unclosed list", around("repositories: [acme/x\n"), `:5:1: `},
 		{"unclosed quote", around("listen_addr: \"127.0.0.1:9000\n"), `:4:\d+: `},
 		{"secret of the wrong type", around("git:\n  token: {value: " + gitToken + "}\n"), `:5:\d+: git\.token: `},
-		{"secret list of the wrong type", "api:\n  tokens: " + token + "\n", `:2:11: api\.tokens: must be a sequence, not a string`},
+		{"secret list of the wrong type", "api:\n  tokens: " + token + "\n", `:2:11: api\.tokens: must be a list, not a string`},
 		{"bad value in a list of secrets", "orgs:\n  - name: acme\n    webhook_secret: {a: " + webhook + "}\n", `:3:\d+: orgs\[0\]\.webhook_secret: `},
 		{"duplicate key", around("workers: 3\nworkers: 4\n"), `:5:1: workers: `},
 		{"overflow", around("workers: 99999999999999999999999\n"), `:4:10: workers: `},
@@ -123,5 +124,67 @@ func TestPolicyImagesInFile(t *testing.T) {
 	}
 	if _, err := Load(writeFile(t, fmt.Sprintf(rules, "'acme/*'")), []string{base}); err == nil || !strings.Contains(err.Error(), "policy") {
 		t.Errorf("an image pattern without a host: %v", err)
+	}
+}
+
+// Issue 10, item 3: a mistake in the file is named by its key path as written in the file
+// (never a Go field), with what the key wants.
+func TestFileErrorsNameTheYAMLKey(t *testing.T) {
+	cases := []struct{ name, file, want string }{
+		{"duration without a unit", "queue: {lease: 30}\n", `:1:16: queue.lease: invalid duration "30": give a unit, like 30s, 5m or 1h`},
+		{"duration as a word", "queue:\n  lease: soon\n", `:2:10: queue.lease: invalid duration "soon" (like 30s, 5m or 1h30m)`},
+		{"duration as a list", "queue: {lease: [1]}\n", `:1:16: queue.lease: must be a duration like 30s or 5m, not a list`},
+		{"duration as a mapping", "git: {timeout: {}}\n", `:1:16: git.timeout: must be a duration like 30s or 5m, not a mapping`},
+		{"section as a number", "queue: 5\n", `:1:8: queue: must be a mapping, not an integer`},
+		{"list as a string", "repositories: [{name: acme/x, branches: main}]\n", `:1:41: repositories[0].branches: must be a list, not a string`},
+		{"list item as a string", "repositories: [acme/x]\n", `:1:16: repositories[0]: must be a mapping, not a string`},
+		{"integer with a fraction", "workers: 1.5\n", `:1:10: workers: must be an integer, not a number with a fraction`},
+		{"nested integer with a fraction", "webhook:\n  max_body_bytes: 2048.5\n", `:2:19: webhook.max_body_bytes: must be an integer, not a number with a fraction`},
+		{"integer as a word", "workers: many\n", `:1:10: workers: must be an integer, not a string`},
+		{"boolean as a word", "aws: {ecr: {create_repositories: maybe}}\n", `:1:34: aws.ecr.create_repositories: must be a boolean, not a string`},
+		{"boolean in a list item", "registries: [{host: r, insecure: maybe}]\n", `:1:34: registries[0].insecure: must be a boolean, not a string`},
+		{"string as a list", "aws: {region: [1]}\n", `:1:15: aws.region: must be a string, not a list`},
+		{"policy key", "policy: {rules: 5}\n", `:1:17: policy.rules: must be a list, not an integer`},
+	}
+	// Go's names for the same keys: none may show.
+	goNames := regexp.MustCompile(`Queue|Lease|Workers|MaxBodyBytes|Repositories|Branches|CreateRepositories|Insecure|Region|Rules|config\.|reflect|Unmarshaler`)
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			file := writeFile(t, c.file)
+			_, err := Load(file, []string{base})
+			if err == nil {
+				t.Fatal("accepted")
+			}
+			if want := "config: " + file + c.want; err.Error() != want {
+				t.Errorf("got  %s\nwant %s", err, want)
+			}
+			if m := goNames.FindString(err.Error()); m != "" {
+				t.Errorf("error names Go's %q: %s", m, err)
+			}
+		})
+	}
+}
+
+// Issue 10, item 3: a file that cannot be read is blamed on where its name came from.
+func TestConfigFileUnreadable(t *testing.T) {
+	dir := t.TempDir()
+	missing := filepath.Join(dir, "nope.yml")
+	cases := []struct {
+		name, flag string
+		env        []string
+		want       string
+	}{
+		{"flag names a missing file", missing, nil, "config: --config " + missing + ": no such file"},
+		{"flag wins over the variable", missing, []string{"SLIPWAY_CONFIG=" + writeFile(t, "")}, "config: --config " + missing + ": no such file"},
+		{"variable names a missing file", "", []string{"SLIPWAY_CONFIG=" + missing}, "config: SLIPWAY_CONFIG=" + missing + ": no such file"},
+		{"flag names a directory", dir, nil, "config: --config " + dir + ": is a directory, not a file"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := Load(c.flag, append([]string{base}, c.env...))
+			if err == nil || err.Error() != c.want {
+				t.Errorf("got  %v\nwant %s", err, c.want)
+			}
+		})
 	}
 }

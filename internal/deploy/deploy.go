@@ -56,45 +56,61 @@ func (s Status) Active() bool { return slices.Contains(ActiveDeployment, s) }
 
 // Run is one push (or manual trigger) of a repository.
 type Run struct {
-	ID          int64        `json:"id"`
-	DeliveryID  string       `json:"delivery_id,omitempty"`
-	Trigger     string       `json:"trigger"`
-	Repo        string       `json:"repo"`
-	Ref         string       `json:"ref"`
-	Branch      string       `json:"branch"`
-	BeforeSHA   string       `json:"before_sha"`
-	AfterSHA    string       `json:"after_sha"`
-	CloneURL    string       `json:"clone_url,omitempty"`
-	Pusher      string       `json:"pusher"`
-	Message     string       `json:"message"`
-	Status      Status       `json:"status"`
-	Error       string       `json:"error,omitempty"`
-	Attempt     int          `json:"attempt"`
-	CreatedAt   time.Time    `json:"created_at"`
-	FinishedAt  *time.Time   `json:"finished_at,omitempty"`
+	ID         int64  `json:"id"`
+	DeliveryID string `json:"delivery_id,omitempty"`
+	Trigger    string `json:"trigger"`
+	Repo       string `json:"repo"`
+	Ref        string `json:"ref"`
+	Branch     string `json:"branch"`
+	BeforeSHA  string `json:"before_sha"`
+	AfterSHA   string `json:"after_sha"`
+	CloneURL   string `json:"clone_url,omitempty"`
+	Pusher     string `json:"pusher"`
+	Message    string `json:"message"`
+	Status     Status `json:"status"`
+	Error      string `json:"error,omitempty"`
+	Attempt    int    `json:"attempt"`
+	// CancelledBy and CancelReason say who asked for a cancel, and why.
+	CancelledBy  string     `json:"cancelled_by,omitempty"`
+	CancelReason string     `json:"cancel_reason,omitempty"`
+	CreatedAt    time.Time  `json:"created_at"`
+	FinishedAt   *time.Time `json:"finished_at,omitempty"`
+	// Skipped are the services (and environments) of the pipeline file this run left alone.
+	Skipped     []Skip       `json:"skipped,omitempty"`
 	Deployments []Deployment `json:"deployments,omitempty"`
+}
+
+// Skip is a service, or one environment of it, that a push does not deploy, and why.
+type Skip struct {
+	Service     string `json:"service"`
+	Environment string `json:"environment,omitempty"` // "" for every environment of the service
+	Reason      string `json:"reason"`
 }
 
 // Deployment is one service rolled out to one environment.
 type Deployment struct {
-	ID           int64  `json:"id"`
-	RunID        int64  `json:"run_id"`
-	Repo         string `json:"repo"`
-	Service      string `json:"service"`
-	Environment  string `json:"environment"`
-	Platform     string `json:"platform"`
-	Spec         Spec   `json:"spec"`
-	CommitSHA    string `json:"commit_sha"`
-	Status       Status `json:"status"`
-	Error        string `json:"error,omitempty"`
-	ImageRef     string `json:"image_ref,omitempty"`
-	ImageDigest  string `json:"image_digest,omitempty"`
+	ID          int64  `json:"id"`
+	RunID       int64  `json:"run_id"`
+	Repo        string `json:"repo"`
+	Service     string `json:"service"`
+	Environment string `json:"environment"`
+	Platform    string `json:"platform"`
+	Spec        Spec   `json:"spec"`
+	CommitSHA   string `json:"commit_sha"`
+	Status      Status `json:"status"`
+	Error       string `json:"error,omitempty"`
+	ImageRef    string `json:"image_ref,omitempty"`
+	ImageDigest string `json:"image_digest,omitempty"`
+	// Result is what the rollout put on the platform (an ECS task definition), once it is known.
+	Result       Result `json:"result,omitzero"`
 	ReplacedID   *int64 `json:"replaced_id,omitempty"`
 	SupersededBy *int64 `json:"superseded_by,omitempty"`
 	Attempt      int    `json:"attempt"`
 	MaxAttempts  int    `json:"max_attempts"`
 	// CancelRequested is set once someone asked for the deployment to stop.
-	CancelRequested bool `json:"cancel_requested,omitempty"`
+	CancelRequested bool   `json:"cancel_requested,omitempty"`
+	CancelledBy     string `json:"cancelled_by,omitempty"`
+	CancelReason    string `json:"cancel_reason,omitempty"`
 	// TargetTouched is set once a worker started changing the target: until the deployment is
 	// final, the target may be in any state, and whoever claims it next puts it back first.
 	TargetTouched bool       `json:"target_touched,omitempty"`

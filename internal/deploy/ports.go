@@ -59,6 +59,10 @@ type Rollout struct {
 	// before every change it makes (create, stop, start, rename, remove, update) and stops when it
 	// fails: a worker that lost its lease must leave the target to the new owner. nil means held.
 	Held func() error
+	// Record stores what the rollout puts on the target (the deployment's Result) under the
+	// worker's claim; a target calls it before it points the target there and stops when it fails.
+	// nil records nothing.
+	Record func(ctx context.Context, res Result) error
 }
 
 // LabelRepo is the label (on containers and Swarm services; a tag on ECS services) recording

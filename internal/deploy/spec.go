@@ -1,6 +1,9 @@
 package deploy
 
-import "time"
+import (
+	"context"
+	"time"
+)
 
 // Platforms a service is deployed to, as written in the pipeline file and in policy rules.
 const (
@@ -67,6 +70,38 @@ type ECSService struct {
 	Cluster   string `json:"cluster"`
 	Service   string `json:"service"`
 	Container string `json:"container"`
+	// TaskDefinition is set on a rollback only: the task definition ARN recorded for the deployment
+	// rolled back to (its Result), which the service is updated to again instead of a new revision.
+	TaskDefinition string `json:"task_definition,omitempty"`
+}
+
+// RollbackTo is the destination of a rollback to a deployment that went to d and recorded res:
+// the same place, going back to the task definition res names.
+func (d Destination) RollbackTo(res Result) Destination {
+	if d.ECS != nil {
+		e := *d.ECS
+		e.TaskDefinition = res.TaskDefinitionARN
+		d.ECS = &e
+	}
+	return d
+}
+
+// Result is what a deployment's rollout put on its platform, as far as the platform names it.
+// It is recorded under the worker's claim as soon as the target knows it, before the target is
+// pointed at it, and returned by the API with the deployment.
+type Result struct {
+	// TaskDefinitionARN is the ECS task definition the deployment put on its service, and
+	// PreviousTaskDefinitionARN the one the service named before.
+	TaskDefinitionARN         string `json:"task_definition_arn,omitempty"`
+	PreviousTaskDefinitionARN string `json:"previous_task_definition_arn,omitempty"`
+}
+
+// RecordResult stores res with r's Record, if set.
+func (r Rollout) RecordResult(ctx context.Context, res Result) error {
+	if r.Record == nil {
+		return nil
+	}
+	return r.Record(ctx, res)
 }
 
 // SwarmService is a Docker Swarm service.

@@ -117,8 +117,22 @@ func TestCanarySecrets(t *testing.T) {
 	c.read("/api/v1/deployments?limit=500")
 	c.read("/api/v1/deployments?repo=acme/app&status=failed")
 	c.read("/api/v1/live?repo=acme/app")
-	for _, page := range []string{"/", "/healthz", "/readyz", "/pipeline.schema.json", "/metrics"} {
+	for _, page := range []string{"/healthz", "/readyz", "/pipeline.schema.json"} {
 		if code, _ := c.call("GET "+page, http.MethodGet, page, "", nil, nil); code != http.StatusOK {
+			t.Errorf("GET %s: %d", page, code)
+		}
+	}
+	// The dashboard's pages, the configuration page (secrets redacted) and the audit log, as the
+	// config token (an admin).
+	pages := []string{"/", "/deployments", "/admin/config", "/admin/audit", "/deploy", "/metrics"}
+	for _, id := range runs {
+		pages = append(pages, fmt.Sprintf("/runs/%d", id))
+	}
+	for _, id := range depIDs {
+		pages = append(pages, fmt.Sprintf("/deployments/%d", id), fmt.Sprintf("/deployments/%d/log.txt", id))
+	}
+	for _, page := range pages {
+		if code, _ := c.call("GET "+page, http.MethodGet, page, c.s.apiEnv, nil, nil); code != http.StatusOK {
 			t.Errorf("GET %s: %d", page, code)
 		}
 	}

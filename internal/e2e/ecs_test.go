@@ -1,12 +1,18 @@
 package e2e
 
 import (
+	"encoding/base64"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/ecr"
 
 	"github.com/slipway-dev/slipway/internal/deploy"
 	"github.com/slipway-dev/slipway/internal/rollout/ecs/ecstest"
@@ -16,17 +22,27 @@ import (
 const ecsSecretKey = "e2e-aws-secret-key-not-to-be-logged"
 
 // Issue 8 end to end: a signed push is built, pushed with an ECR token (moto's
-// GetAuthorizationToken) to the harness registry standing in for ECR (aws.ecr.registry_override),
+// GetAuthorizationToken) to a registry standing in for ECR (aws.ecr.registry_override) that takes
+// only that token's password,
 // and deployed to an unowned ECS service, adopted, on the in-test ECS double: a new task
 // definition naming repo@digest, the deployment succeeded. A second push the double's circuit
 // breaker fails and ECS rolls back ends rolled_back, with ECS's reason in the error and the log.
+// Each deployment's task definitions (new and previous) are returned by the API; a rollback goes
+// back to the one recorded, and refuses an image deleted from the registry.
 func TestECSDeployAndCircuitBreakerRollback(t *testing.T) {
 	e := needDocker(t)
 	d := newDB(t)
 	motoURL := testenv.Moto(t)
 	ecs := ecstest.New(t)
 
-	image := e.image("app")
+	// The registry standing in for ECR takes only the password of moto's ECR token, by basic auth
+	// against htpasswd: a push that succeeds used the token Slipway got from the ECR API.
+	user, password := ecrToken(t, motoURL)
+	ecrHost := testenv.AuthRegistry(t, user, password)
+	if code := testenv.BasicAuthStatus(t, ecrHost, user, password+"x"); code != http.StatusUnauthorized {
+		t.Fatalf("the registry answered %d to a wrong password, want 401", code)
+	}
+	image := ecrHost + "/e2e-" + e.id + "/app"
 	prevTD := ecs.AddTaskDef(map[string]any{
 		"taskDefinitionArn": ecstest.TaskDefARN("app", 3), "family": "app", "revision": float64(3), "status": "ACTIVE",
 		"networkMode": "awsvpc", "cpu": "256", "memory": "512",
@@ -61,7 +77,7 @@ policy:
 registries:
   - host: %s
     insecure: true
-`, repo.dir, ecstest.Cluster, image, ecstest.Cluster, e.registry)
+`, repo.dir, ecstest.Cluster, image, ecstest.Cluster, ecrHost)
 	cfgPath := filepath.Join(t.TempDir(), "slipway.yml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
@@ -73,7 +89,7 @@ registries:
 		"SLIPWAY_AWS_REGION="+ecstest.Region,
 		"SLIPWAY_AWS_ECS_ENDPOINT="+ecs.URL(),
 		"SLIPWAY_AWS_ECR_ENDPOINT="+motoURL,
-		"SLIPWAY_AWS_ECR_REGISTRY_OVERRIDE="+e.registry,
+		"SLIPWAY_AWS_ECR_REGISTRY_OVERRIDE="+ecrHost,
 		// Static credentials only: no profile, shared files or instance metadata.
 		"AWS_ACCESS_KEY_ID="+ecstest.KeyID,
 		"AWS_SECRET_ACCESS_KEY="+ecsSecretKey,
@@ -111,9 +127,11 @@ registries:
 	if !hasTag(tags, "dev.slipway.repo", "acme/app") {
 		t.Errorf("adopted service's tags %v lack dev.slipway.repo=acme/app", tags)
 	}
-	if !strings.Contains(srv.logs.String(), `msg="got an ECR token" component=registry.ecr host=`+e.registry) {
-		t.Errorf("no ECR token was fetched for %s (the override)", e.registry)
+	if !strings.Contains(srv.logs.String(), `msg="got an ECR token" component=registry.ecr host=`+ecrHost) {
+		t.Errorf("no ECR token was fetched for %s (the override)", ecrHost)
 	}
+	// The API returns the task definitions the deployment recorded.
+	wantResult(t, srv, dep1.ID, td1, prevTD)
 	calls := ecs.Take()
 	if calls["RegisterTaskDefinition"] != 1 || calls["UpdateService"] != 1 || calls["TagResource"] != 1 {
 		t.Errorf("ECS calls %v: want one RegisterTaskDefinition, UpdateService and TagResource", calls)
@@ -148,8 +166,113 @@ registries:
 	if calls := ecs.Take(); calls["UpdateService"] != 1 || calls["RegisterTaskDefinition"] != 1 {
 		t.Errorf("ECS calls %v: want one RegisterTaskDefinition and one UpdateService (ECS rolled back, not Slipway)", calls)
 	}
+	td2 := ecstest.TaskDefARN("app", 5)
+	if containerImage(t, ecs.TaskDef(td2), "app") != image+"@"+dep2.ImageDigest {
+		t.Errorf("task definition %s does not run the second push's image", td2)
+	}
+	wantResult(t, srv, dep2.ID, td2, td1)
 	if testing.Verbose() {
 		t.Logf("rolled-back deployment's error: %s\nlog:\n%s", dep2.Error, logs2)
+	}
+
+	// Third push succeeds; then one click back to the first deployment puts its recorded task
+	// definition back, registering nothing.
+	ecs.Script("app", []ecstest.Step{ecstest.Progress(1, 1), ecstest.Complete()})
+	repo.write("version", "3\n")
+	third := repo.commit("ecs three")
+	r3 := d.waitRun(srv.push("acme/app", "main", second, third, "ecs three"), 5*time.Minute)
+	dep3 := r3.Deployments[0]
+	checkDeployment(t, dep3, deploy.StatusSucceeded)
+	td3 := ecs.Service("app").TaskDef
+	wantResult(t, srv, dep3.ID, td3, td1)
+	ecs.Take()
+
+	ecs.Script("app", []ecstest.Step{ecstest.Progress(1, 1), ecstest.Complete()})
+	back := rollbackTo(t, srv, d, dep1.ID)
+	checkDeployment(t, back, deploy.StatusSucceeded)
+	if s := ecs.Service("app"); s.TaskDef != td1 {
+		t.Errorf("after the rollback the service is on %s, want the recorded %s\n%s", s.TaskDef, td1, d.logs(back.ID))
+	}
+	if calls := ecs.Take(); calls["RegisterTaskDefinition"] != 0 || calls["UpdateService"] != 1 {
+		t.Errorf("ECS calls %v: want one UpdateService and no RegisterTaskDefinition", calls)
+	}
+	wantResult(t, srv, back.ID, td1, td3)
+
+	// An image deleted from the registry (a lifecycle policy) is not rolled back to.
+	deleteManifest(t, ecrHost, user, password, "e2e-"+e.id+"/app", dep1.ImageDigest)
+	gone := rollbackTo(t, srv, d, dep1.ID)
+	if gone.Status != deploy.StatusFailed || !strings.Contains(gone.Error, "no longer exists in its registry") {
+		t.Errorf("rollback to a deleted image: %s %q, want failed saying the image is gone\n%s", gone.Status, gone.Error, d.logs(gone.ID))
+	}
+	if calls := ecs.Take(); calls["UpdateService"] != 0 || calls["RegisterTaskDefinition"] != 0 {
+		t.Errorf("ECS calls %v: a rollback to a deleted image changed the service", calls)
+	}
+}
+
+// ecrToken is the user and password of the ECR token moto gives, as Slipway gets it.
+func ecrToken(t *testing.T, motoURL string) (user, password string) {
+	t.Helper()
+	client := ecr.New(ecr.Options{Region: ecstest.Region, BaseEndpoint: aws.String(motoURL),
+		Credentials: credentials.NewStaticCredentialsProvider(ecstest.KeyID, ecsSecretKey, "")})
+	out, err := client.GetAuthorizationToken(t.Context(), &ecr.GetAuthorizationTokenInput{})
+	if err != nil || len(out.AuthorizationData) == 0 {
+		t.Fatalf("GetAuthorizationToken: %v", err)
+	}
+	raw, err := base64.StdEncoding.DecodeString(aws.ToString(out.AuthorizationData[0].AuthorizationToken))
+	user, password, ok := strings.Cut(string(raw), ":")
+	if err != nil || !ok {
+		t.Fatalf("moto's token does not decode to user:password: %v", err)
+	}
+	return user, password
+}
+
+// wantResult checks the task definitions the API returns for a deployment.
+func wantResult(t *testing.T, srv *server, id int64, arn, previous string) {
+	t.Helper()
+	var got struct {
+		Result struct {
+			ARN      string `json:"task_definition_arn"`
+			Previous string `json:"previous_task_definition_arn"`
+		} `json:"result"`
+	}
+	if code := srv.api(http.MethodGet, fmt.Sprintf("/deployments/%d", id), apiToken, &got); code != http.StatusOK {
+		t.Fatalf("GET deployment %d: %d", id, code)
+	}
+	if got.Result.ARN != arn || got.Result.Previous != previous {
+		t.Errorf("deployment %d: the API returns task definition %q (previous %q), want %q (previous %q)",
+			id, got.Result.ARN, got.Result.Previous, arn, previous)
+	}
+}
+
+// rollbackTo asks the API to roll back to deployment id and returns the rollback's deployment
+// once it is final.
+func rollbackTo(t *testing.T, srv *server, d *db, id int64) deploy.Deployment {
+	t.Helper()
+	var rb struct {
+		RunID int64 `json:"run_id"`
+	}
+	if code := srv.api(http.MethodPost, fmt.Sprintf("/deployments/%d/rollback", id), apiToken, &rb); code != http.StatusAccepted {
+		t.Fatalf("rollback to %d: %d", id, code)
+	}
+	r := d.waitRun(rb.RunID, 3*time.Minute)
+	if len(r.Deployments) != 1 {
+		t.Fatalf("rollback run %d has %d deployments", rb.RunID, len(r.Deployments))
+	}
+	return r.Deployments[0]
+}
+
+// deleteManifest deletes a manifest from the registry, as an ECR lifecycle policy expires an image.
+func deleteManifest(t *testing.T, host, user, password, repository, digest string) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodDelete, "http://"+host+"/v2/"+repository+"/manifests/"+digest, nil)
+	req.SetBasicAuth(user, password)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("deleting %s@%s: %s", repository, digest, resp.Status)
 	}
 }
 

@@ -36,9 +36,22 @@ const (
 
 var (
 	buildOnce sync.Once
+	binDir    string
 	binPath   string
 	buildErr  error
 )
+
+// TestMain removes what binary built (a 30-50 MB race-enabled binary), which no t.Cleanup can
+// own: it is shared by every test of the process.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binDir != "" {
+		if err := os.RemoveAll(binDir); err != nil {
+			fmt.Fprintln(os.Stderr, "e2e: removing the test binary:", err)
+		}
+	}
+	os.Exit(code)
+}
 
 // binary builds cmd/slipway once per test process.
 func binary(t *testing.T) string {
@@ -49,6 +62,7 @@ func binary(t *testing.T) string {
 			buildErr = err
 			return
 		}
+		binDir = dir
 		binPath = filepath.Join(dir, "slipway")
 		out, err := exec.Command("go", "build", "-race", "-o", binPath, "../../cmd/slipway").CombinedOutput()
 		if err != nil {
@@ -179,6 +193,7 @@ func launch(t testing.TB, bin, dbURL, probe string, env ...string) *server {
 		"SLIPWAY_LISTEN_ADDR="+addr,
 		"SLIPWAY_WEBHOOK_SECRET="+webhookSecret,
 		"SLIPWAY_API_TOKENS="+apiToken,
+		"SLIPWAY_METRICS_PUBLIC=true", // scraped like Prometheus on a trusted network
 		"SLIPWAY_LOG_FORMAT=text",
 		"SLIPWAY_LOG_LEVEL=debug",
 		"SLIPWAY_GIT_CACHE_DIR="+filepath.Join(t.TempDir(), "git"),

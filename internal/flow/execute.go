@@ -88,7 +88,7 @@ func (e *Executor) Handle(ctx context.Context, job queue.Job) error {
 			return err
 		}
 	}
-	if err := e.cfg.Policy.check(d.Repo, spec.Destination); err != nil {
+	if err := e.cfg.Policy.check(d.Repo, spec); err != nil {
 		lw.Logf("refused: %v", err)
 		return queue.Permanent(fmt.Errorf("refused when it was to run: %w", err))
 	}
@@ -166,6 +166,9 @@ func (e *Executor) execute(ctx context.Context, p plan) error {
 	}
 	image := spec.Build.Image + "@" + digest
 	r := p.rollout(image)
+	r.Record = func(ctx context.Context, res deploy.Result) error {
+		return e.st.DeploymentResult(ctx, p.job.Claim, res)
+	}
 	lw.Logf("rolling out %s to %s %s (live: %s)", image, spec.Destination.Platform, spec.Destination.Name(), cmp.Or(r.Previous, "none"))
 	dctx, cancel := context.WithTimeoutCause(ctx, e.cfg.DeployTimeout,
 		fmt.Errorf("the deploy stage did not finish within %s (stages.deploy_timeout)", e.cfg.DeployTimeout))

@@ -142,6 +142,10 @@ func (f *execFixture) wantRollout(t *testing.T, method string, want deploy.Rollo
 		t.Errorf("Held() = %v for a job without a lease", err)
 	}
 	got.Held = nil
+	if (got.Record != nil) != (method != "Restore") {
+		t.Errorf("%s got Record set: %v, want it set for a deploy or a rollback only", method, got.Record != nil)
+	}
+	got.Record = nil
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("%s got\n %+v\nwant\n %+v", method, got, want)
 	}

@@ -107,6 +107,8 @@ func (s *fakeStore) RunGet(_ context.Context, id int64) (deploy.Run, error) {
 	return r, nil
 }
 
+func (s *fakeStore) RunSkipped(context.Context, store.Claim, []deploy.Skip) error { return nil }
+
 func (s *fakeStore) DeploymentsPlan(context.Context, store.Claim, []deploy.NewDeployment, []deploy.NewDeployment) ([]int64, error) {
 	return nil, errors.New("fakeStore: DeploymentsPlan is not used by the Executor")
 }
@@ -165,6 +167,18 @@ func (s *fakeStore) DeploymentImage(_ context.Context, c store.Claim, ref, diges
 	}
 	s.images = append(s.images, imageWrite{Ref: ref, Digest: digest, Replaced: r})
 	d.ImageRef, d.ImageDigest, d.ReplacedID = ref, digest, r
+	s.deployments[d.ID] = d
+	return nil
+}
+
+func (s *fakeStore) DeploymentResult(_ context.Context, c store.Claim, res deploy.Result) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	d, err := s.write(c, "result")
+	if err != nil {
+		return err
+	}
+	d.Result = res
 	s.deployments[d.ID] = d
 	return nil
 }

@@ -15,10 +15,12 @@ import (
 // Store is what the handlers read and write; *store.Store implements it.
 type Store interface {
 	RunGet(ctx context.Context, id int64) (deploy.Run, error)
+	RunSkipped(ctx context.Context, c store.Claim, skips []deploy.Skip) error
 	DeploymentsPlan(ctx context.Context, c store.Claim, queue, refused []deploy.NewDeployment) ([]int64, error)
 	DeploymentGet(ctx context.Context, id int64) (deploy.Deployment, error)
 	DeploymentStage(ctx context.Context, c store.Claim, status deploy.Status) error
 	DeploymentImage(ctx context.Context, c store.Claim, ref, digest string, replaced *int64) error
+	DeploymentResult(ctx context.Context, c store.Claim, res deploy.Result) error
 	DeploymentLive(ctx context.Context, repo, service, environment string) (deploy.Deployment, bool, error)
 	DeploymentOvertakenBy(ctx context.Context, d deploy.Deployment) (int64, bool, error)
 	LogStore
@@ -38,16 +40,17 @@ var _ Source = (*source.Cache)(nil)
 // TokenFunc returns the git token for a repository, "" for none.
 type TokenFunc func(repo string) string
 
-// PolicyFunc says whether repo may deploy to dest: nil, or an error saying why not. The server's
-// policy is checked when a push is planned and again when any deployment executes (push,
-// rollback, redeploy), since it may have changed in between.
-type PolicyFunc func(repo string, dest deploy.Destination) error
+// PolicyFunc says whether repo may deploy spec (its destination, and its image's repository):
+// nil, or an error saying why not. The server's policy is checked when a push is planned and
+// again when any deployment executes (push, rollback, redeploy, manual), since it may have
+// changed in between.
+type PolicyFunc func(repo string, spec deploy.Spec) error
 
-func (f PolicyFunc) check(repo string, dest deploy.Destination) error {
+func (f PolicyFunc) check(repo string, spec deploy.Spec) error {
 	if f == nil {
 		return nil
 	}
-	return f(repo, dest)
+	return f(repo, spec)
 }
 
 func repoFor(run deploy.Run, tokens TokenFunc) source.Repo {

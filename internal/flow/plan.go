@@ -72,7 +72,13 @@ func (p *Planner) Handle(ctx context.Context, job queue.Job) error {
 	case err != nil:
 		return fmt.Errorf("listing changed paths: %w", err) // network trouble: retry
 	}
-	specs := file.Plan(run.Branch, changed, all)
+	specs, skips := file.PlanWithSkips(run.Branch, changed, all)
+	if err := p.st.RunSkipped(ctx, job.Claim, skips); err != nil {
+		if errors.Is(err, store.ErrNotHeld) {
+			job.Refused("plan")
+		}
+		return err
+	}
 	if len(specs) == 0 {
 		return queue.Finish(string(deploy.StatusSkipped), fmt.Errorf(
 			"no service of %s deploys from branch %s with the paths this push changed (%d files)", p.cfg.Filename, run.Branch, len(changed)))

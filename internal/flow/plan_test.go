@@ -140,11 +140,23 @@ func TestPlanner(t *testing.T) {
 	if ds := f.deployments(t, runID); len(ds) != 1 || ds["web/production"].Status != deploy.StatusFailed {
 		t.Errorf("web-only push deployments: %v", ds)
 	}
+	// The run says which services it left alone, and why.
+	run, err := f.st.RunGet(context.Background(), runID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(run.Skipped) != 1 || run.Skipped[0].Service != "api" || !strings.Contains(run.Skipped[0].Reason, "no changed file matches its paths") {
+		t.Errorf("web-only push skipped %+v, want api with its paths", run.Skipped)
+	}
 
 	// A push touching neither service is skipped with a reason.
 	third := f.repo.CommitFiles("change", map[string]string{"README.md": "docs"})
-	if _, err := f.plan(t, second, third); finishStatus(err) != "skipped" {
+	runID, err = f.plan(t, second, third)
+	if finishStatus(err) != "skipped" {
 		t.Errorf("docs-only push: %v", err)
+	}
+	if run, err = f.st.RunGet(context.Background(), runID); err != nil || len(run.Skipped) != 2 {
+		t.Errorf("docs-only push skipped %+v (%v), want both services", run.Skipped, err)
 	}
 }
 

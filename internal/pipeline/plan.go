@@ -3,6 +3,7 @@ package pipeline
 import (
 	"cmp"
 	"slices"
+	"strings"
 
 	"github.com/slipway-dev/slipway/internal/deploy"
 )
@@ -14,6 +15,13 @@ import (
 // ignores paths; the caller sets it when it cannot know what changed (a new branch, a force push).
 // Specs come sorted by service, then environment.
 func (f *File) Plan(branch string, changed []string, all bool) []deploy.Spec {
+	specs, _ := f.PlanWithSkips(branch, changed, all)
+	return specs
+}
+
+// PlanWithSkips is Plan that also says which services and environments the push leaves alone,
+// and why, in the same order.
+func (f *File) PlanWithSkips(branch string, changed []string, all bool) ([]deploy.Spec, []deploy.Skip) {
 	services := make([]*Service, len(f.Services))
 	for i := range f.Services {
 		services[i] = &f.Services[i]
@@ -21,8 +29,11 @@ func (f *File) Plan(branch string, changed []string, all bool) []deploy.Spec {
 	slices.SortStableFunc(services, func(a, b *Service) int { return cmp.Compare(a.Name, b.Name) })
 
 	var specs []deploy.Spec
+	var skips []deploy.Skip
 	for _, s := range services {
 		if !all && !s.touched(changed) {
+			skips = append(skips, deploy.Skip{Service: s.Name,
+				Reason: "no changed file matches its paths (" + strings.Join(s.Paths, ", ") + ")"})
 			continue
 		}
 		envs := make([]*Environment, len(s.Environments))
@@ -31,12 +42,18 @@ func (f *File) Plan(branch string, changed []string, all bool) []deploy.Spec {
 		}
 		slices.SortStableFunc(envs, func(a, b *Environment) int { return cmp.Compare(a.Name, b.Name) })
 		for _, e := range envs {
-			if e.Platform() != "" && matchGlob(e.Branch, branch) {
+			switch {
+			case e.Platform() == "":
+				skips = append(skips, deploy.Skip{Service: s.Name, Environment: e.Name, Reason: "it names no target"})
+			case !matchGlob(e.Branch, branch):
+				skips = append(skips, deploy.Skip{Service: s.Name, Environment: e.Name,
+					Reason: "it deploys from branch " + e.Branch + ", not " + branch})
+			default:
 				specs = append(specs, spec(s, e))
 			}
 		}
 	}
-	return specs
+	return specs, skips
 }
 
 // touched reports whether a push that changed these files concerns the service.

@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/slipway-dev/slipway/internal/deploy"
@@ -39,6 +40,32 @@ func TestPlan(t *testing.T) {
 				t.Errorf("Plan = %v, want %v", got, tt.want)
 			}
 		})
+	}
+}
+
+// Every service and environment of the file is either planned or skipped with a reason.
+func TestPlanWithSkips(t *testing.T) {
+	f, err := Parse(".slipway.yml", readExample(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	specs, skips := f.PlanWithSkips("develop", []string{"libs/x/y.go"}, false)
+	got := map[string]string{}
+	for _, s := range skips {
+		got[s.Service+"/"+s.Environment] = s.Reason
+	}
+	want := map[string]string{
+		"api/production":    "it deploys from branch main, not develop",
+		"web/demo":          "it deploys from branch main, not develop",
+		"worker/production": "it deploys from branch main, not develop",
+	}
+	for k, reason := range want {
+		if !strings.HasPrefix(got[k], reason) {
+			t.Errorf("skip %s: %q, want %q", k, got[k], reason)
+		}
+	}
+	if len(specs) != 1 || len(skips) != len(want) {
+		t.Errorf("%d specs and skips %v", len(specs), got)
 	}
 }
 

@@ -133,6 +133,15 @@ func (p Policy) CheckImage(repo, image string) error {
 	return fmt.Errorf("repository %s may not push image %s (registry %s): %w", repo, image, host, ErrNotAllowed)
 }
 
+// CheckSpec checks what a deployment would do: repo deploying to spec's destination, with an
+// image of spec's image repository.
+func (p Policy) CheckSpec(repo string, spec deploy.Spec) error {
+	if err := p.Check(repo, spec.Destination); err != nil {
+		return err
+	}
+	return p.CheckImage(repo, spec.Build.Image)
+}
+
 func (r Rule) matchesRepo(repo string) bool {
 	if validRepoPattern(r.Repo) != nil {
 		return false

@@ -173,7 +173,7 @@ func TestRescueOfTouchedTarget(t *testing.T) {
 	if err := st.DeploymentStage(ctx, c.Claim, deploy.StatusDeploying); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := st.QueueCancel(ctx, store.KindDeployment, id); err != nil {
+	if _, err := st.QueueCancel(ctx, store.KindDeployment, id, store.Cancel{By: "test"}); err != nil {
 		t.Fatal(err)
 	}
 	newer := enqueueOne(t, st, newRun(t, st))

@@ -353,10 +353,10 @@ func TestCancel(t *testing.T) {
 	running := newRun(t, st)
 	<-started
 	waiting := newRun(t, st) // the single worker is busy: this one stays queued
-	if s, err := st.QueueCancel(context.Background(), store.KindRun, waiting); err != nil || s != "cancelled" {
+	if s, err := st.QueueCancel(context.Background(), store.KindRun, waiting, store.Cancel{By: "test"}); err != nil || s != "cancelled" {
 		t.Fatalf("cancel queued: %q %v", s, err)
 	}
-	if s, err := st.QueueCancel(context.Background(), store.KindRun, running); err != nil || s != "planning" {
+	if s, err := st.QueueCancel(context.Background(), store.KindRun, running, store.Cancel{By: "test"}); err != nil || s != "planning" {
 		t.Fatalf("cancel running: %q %v", s, err)
 	}
 	select {
@@ -368,10 +368,10 @@ func TestCancel(t *testing.T) {
 		t.Fatal("cancel never reached the worker")
 	}
 	waitFor(t, "cancelled", func() bool { s, _, _ := status(t, st, "runs", running); return s == "cancelled" })
-	if _, err := st.QueueCancel(context.Background(), store.KindRun, running); deploy.ErrorCode(err) != deploy.ECONFLICT {
+	if _, err := st.QueueCancel(context.Background(), store.KindRun, running, store.Cancel{By: "test"}); deploy.ErrorCode(err) != deploy.ECONFLICT {
 		t.Errorf("cancelling a cancelled run: %v", err)
 	}
-	if _, err := st.QueueCancel(context.Background(), store.KindRun, 999999); deploy.ErrorCode(err) != deploy.ENOTFOUND {
+	if _, err := st.QueueCancel(context.Background(), store.KindRun, 999999, store.Cancel{By: "test"}); deploy.ErrorCode(err) != deploy.ENOTFOUND {
 		t.Errorf("cancelling a missing run: %v", err)
 	}
 	select {

@@ -12,15 +12,17 @@ import (
 )
 
 const deploymentColumns = `id, run_id, repo, service, environment, platform, spec, commit_sha, status, error,
-	image_ref, image_digest, replaced_id, superseded_by, attempt, max_attempts, cancel_requested, target_touched,
-	created_at, claimed_at, building_at, pushing_at, deploying_at, finished_at`
+	image_ref, image_digest, replaced_id, superseded_by, attempt, max_attempts, cancel_requested, cancelled_by, cancel_reason,
+	target_touched, created_at, claimed_at, building_at, pushing_at, deploying_at, finished_at,
+	task_definition_arn, previous_task_definition_arn`
 
 // deploymentFields are the scan destinations of deploymentColumns, in order.
 func deploymentFields(d *deploy.Deployment) []any {
 	return []any{&d.ID, &d.RunID, &d.Repo, &d.Service, &d.Environment, &d.Platform, &d.Spec, &d.CommitSHA,
 		&d.Status, &d.Error, &d.ImageRef, &d.ImageDigest, &d.ReplacedID, &d.SupersededBy, &d.Attempt,
-		&d.MaxAttempts, &d.CancelRequested, &d.TargetTouched,
-		&d.CreatedAt, &d.ClaimedAt, &d.BuildingAt, &d.PushingAt, &d.DeployingAt, &d.FinishedAt}
+		&d.MaxAttempts, &d.CancelRequested, &d.CancelledBy, &d.CancelReason, &d.TargetTouched,
+		&d.CreatedAt, &d.ClaimedAt, &d.BuildingAt, &d.PushingAt, &d.DeployingAt, &d.FinishedAt,
+		&d.Result.TaskDefinitionARN, &d.Result.PreviousTaskDefinitionARN}
 }
 
 func scanDeployment(row pgx.CollectableRow) (deploy.Deployment, error) {
@@ -159,14 +161,15 @@ func refuseTx(ctx context.Context, tx pgx.Tx, ds []deploy.NewDeployment) error {
 	return nil
 }
 
-// RollbackEnqueue records a rollback as a run of its own (trigger "rollback", already planned:
-// there is nothing to read or build) with one deployment whose spec is given, in one transaction.
-func (s *Store) RollbackEnqueue(ctx context.Context, run deploy.Run, d deploy.NewDeployment) (runID, deploymentID int64, err error) {
+// RedeployEnqueue records a rollback or a redeploy as a run of its own (of run.Trigger, already
+// planned: there is nothing to read or build) with one deployment whose image is known, in one
+// transaction.
+func (s *Store) RedeployEnqueue(ctx context.Context, run deploy.Run, d deploy.NewDeployment) (runID, deploymentID int64, err error) {
 	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		err := tx.QueryRow(ctx, `
 			INSERT INTO runs (trigger, repo, ref, branch, after_sha, pusher, message, status, attempt, finished_at)
-			VALUES ('rollback', $1, $2, $3, $4, $5, $6, 'planned', 1, now()) RETURNING id`,
-			run.Repo, run.Ref, run.Branch, run.AfterSHA, run.Pusher, run.Message).Scan(&runID)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, 'planned', 1, now()) RETURNING id`,
+			run.Trigger, run.Repo, run.Ref, run.Branch, run.AfterSHA, run.Pusher, run.Message).Scan(&runID)
 		if err != nil {
 			return err
 		}
@@ -178,7 +181,7 @@ func (s *Store) RollbackEnqueue(ctx context.Context, run deploy.Run, d deploy.Ne
 		deploymentID = ids[0]
 		return nil
 	})
-	return runID, deploymentID, interpret(err, "queueing rollback")
+	return runID, deploymentID, interpret(err, "queueing "+run.Trigger)
 }
 
 // DeploymentGet returns one deployment.
@@ -233,6 +236,22 @@ func (s *Store) DeploymentImage(ctx context.Context, c Claim, ref, digest string
 		c.ID, c.Owner, c.Attempt, ref, digest, replaced)
 	if err != nil {
 		return interpret(err, "recording deployment image")
+	}
+	if tag.RowsAffected() == 0 {
+		return ErrNotHeld
+	}
+	return nil
+}
+
+// DeploymentResult records, under the worker's claim, what the deployment's rollout puts on its
+// platform. It returns ErrNotHeld when the claim was lost.
+func (s *Store) DeploymentResult(ctx context.Context, c Claim, res deploy.Result) error {
+	tag, err := s.pool.Exec(ctx, `UPDATE deployments SET task_definition_arn = $4,
+		previous_task_definition_arn = $5, updated_at = now()
+		WHERE id = $1 AND lease_owner = $2 AND attempt = $3 AND status IN ('building', 'pushing', 'deploying')`,
+		c.ID, c.Owner, c.Attempt, res.TaskDefinitionARN, res.PreviousTaskDefinitionARN)
+	if err != nil {
+		return interpret(err, "recording deployment result")
 	}
 	if tag.RowsAffected() == 0 {
 		return ErrNotHeld

@@ -28,20 +28,31 @@ func (s *Store) DeploymentLogsAppend(ctx context.Context, c Claim, lines []LogLi
 	for i, l := range lines {
 		streams[i], texts[i], times[i] = l.Stream, l.Line, l.CreatedAt
 	}
-	tag, err := s.pool.Exec(ctx, `
-		INSERT INTO deployment_logs (deployment_id, attempt, stream, line, created_at)
-		SELECT $1, $3, s, l, t FROM unnest($4::text[], $5::text[], $6::timestamptz[]) AS u(s, l, t)
-		WHERE EXISTS (SELECT 1 FROM deployments WHERE id = $1 AND lease_owner = $2 AND attempt = $3
-			AND status IN ('building', 'pushing', 'deploying'))`,
-		c.ID, c.Owner, c.Attempt, streams, texts, times)
+	// The NOTIFY (only when lines were written) wakes the dashboard's live tails on every replica.
+	var inserted int64
+	err := s.pool.QueryRow(ctx, `
+		WITH ins AS (
+			INSERT INTO deployment_logs (deployment_id, attempt, stream, line, created_at)
+			SELECT $1, $3, s, l, t FROM unnest($4::text[], $5::text[], $6::timestamptz[]) AS u(s, l, t)
+			WHERE EXISTS (SELECT 1 FROM deployments WHERE id = $1 AND lease_owner = $2 AND attempt = $3
+				AND status IN ('building', 'pushing', 'deploying'))
+			RETURNING 1
+		), n AS (
+			SELECT pg_notify('`+ChannelLogs+`', $1::bigint::text) WHERE EXISTS (SELECT 1 FROM ins)
+		)
+		SELECT (SELECT count(*) FROM ins) + 0 * (SELECT count(*) FROM n)`,
+		c.ID, c.Owner, c.Attempt, streams, texts, times).Scan(&inserted)
 	if err != nil {
 		return interpret(err, "appending deployment logs")
 	}
-	if tag.RowsAffected() == 0 {
+	if inserted == 0 {
 		return ErrNotHeld
 	}
 	return nil
 }
+
+// ChannelLogs carries a deployment's id each time lines were appended to its log.
+const ChannelLogs = "slipway_logs"
 
 // DeploymentLogs returns up to limit lines after the line id after, oldest first: the live tail
 // asks again with the last id it saw.

@@ -183,20 +183,65 @@ func (s *Store) QueueRescue(ctx context.Context, kind string, backoffBase time.D
 	return out, nil
 }
 
+// Cancel is who asks for a cancel, and why (may be empty); both are recorded on the item and
+// name it in its error once it ends.
+type Cancel struct {
+	By     string
+	Reason string
+}
+
 // QueueCancel asks for an item to be cancelled: a queued one is cancelled at once, a claimed one is
 // flagged and its worker told through NOTIFY (and through its next heartbeat, should that be lost).
-// It returns the status after the call.
-func (s *Store) QueueCancel(ctx context.Context, kind string, id int64) (string, error) {
+// A run already planned is cancelled through its unfinished deployments. It returns the item's
+// status after the call; a second request keeps the first one's who and why.
+func (s *Store) QueueCancel(ctx context.Context, kind string, id int64, c Cancel) (string, error) {
 	q, err := queriesFor(kind)
 	if err != nil {
 		return "", err
 	}
 	var status string
-	err = s.pool.QueryRow(ctx, q.cancel, id, kind).Scan(&status, new(int64))
+	err = s.pool.QueryRow(ctx, q.cancel, id, kind, c.By, c.Reason).Scan(&status, new(int64))
 	if err == pgx.ErrNoRows {
+		if kind == KindRun {
+			return s.runCancelDeployments(ctx, q, id, c)
+		}
 		return "", fmt.Errorf("cancelling %s %d: %w", kind, id, errNotCancellable(ctx, s, q, kind, id))
 	}
 	return status, interpret(err, "cancelling "+kind)
+}
+
+// runCancelDeployments cancels the unfinished deployments of a planned run; a run without any is
+// not cancellable.
+func (s *Store) runCancelDeployments(ctx context.Context, q queueSQL, id int64, c Cancel) (string, error) {
+	rows, err := s.pool.Query(ctx, `
+		SELECT d.id FROM runs r JOIN deployments d ON d.run_id = r.id
+		WHERE r.id = $1 AND r.status = 'planned' AND d.status IN ('queued', 'building', 'pushing', 'deploying')
+		ORDER BY d.id`, id)
+	if err != nil {
+		return "", interpret(err, "cancelling run")
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	if err != nil {
+		return "", interpret(err, "cancelling run")
+	}
+	if len(ids) == 0 {
+		return "", fmt.Errorf("cancelling run %d: %w", id, errNotCancellable(ctx, s, q, KindRun, id))
+	}
+	cancelled := 0
+	for _, d := range ids {
+		_, err := s.QueueCancel(ctx, KindDeployment, d, c)
+		switch {
+		case deploy.ErrorCode(err) == deploy.ECONFLICT: // it finished meanwhile
+		case err != nil:
+			return "", err
+		default:
+			cancelled++
+		}
+	}
+	if cancelled == 0 {
+		return "", fmt.Errorf("cancelling run %d: %w", id, errNotCancellable(ctx, s, q, KindRun, id))
+	}
+	return string(deploy.StatusPlanned), nil
 }
 
 // QueueDepth counts unfinished items of kind by status, for the queue-depth gauge.
@@ -229,6 +274,9 @@ func errNotCancellable(ctx context.Context, s *Store, q queueSQL, kind string, i
 	var status string
 	if err := s.pool.QueryRow(ctx, q.status, id).Scan(&status); err != nil {
 		return interpret(err, kind)
+	}
+	if kind == KindRun && status == string(deploy.StatusPlanned) {
+		return deploy.Errorf(deploy.ECONFLICT, "already planned, and every deployment it planned has finished")
 	}
 	return deploy.Errorf(deploy.ECONFLICT, "already %s", status)
 }

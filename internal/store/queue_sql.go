@@ -6,6 +6,13 @@ package store
 // deploying. Every write made under a claim is conditional on (id, lease_owner, attempt) and an
 // active status: $1, $2, $3 below.
 
+// cancelledError is the error of an item cancelled by $3 for the reason $4 (maybe empty);
+// cancelledErrorAfter, of one whose worker stopped after such a request was recorded.
+const (
+	cancelledError      = `'cancelled by ' || $3 || coalesce(': ' || nullif($4, ''), '')`
+	cancelledErrorAfter = `'cancelled by ' || cancelled_by || coalesce(': ' || nullif(cancel_reason, ''), '')`
+)
+
 var runsQueue = queueSQL{
 	active: []string{"planning"},
 	claim: `
@@ -28,7 +35,8 @@ RETURNING cancel_requested`,
 
 	finish: `
 WITH u AS (
-	UPDATE runs SET status = $4, error = $5, finished_at = now(), updated_at = now(),
+	UPDATE runs SET status = $4, finished_at = now(), updated_at = now(),
+		error = CASE WHEN $4 = 'cancelled' AND cancelled_by <> '' THEN `+cancelledErrorAfter+` ELSE $5 END,
 		lease_owner = NULL, lease_expires_at = NULL
 	WHERE id = $1 AND lease_owner = $2 AND attempt = $3 AND status = 'planning'
 	RETURNING id
@@ -71,7 +79,10 @@ RETURNING id, status`,
 	cancel: `
 WITH u AS (
 	UPDATE runs SET cancel_requested = true, updated_at = now(),
+		cancelled_by = CASE WHEN cancel_requested THEN cancelled_by ELSE $3 END,
+		cancel_reason = CASE WHEN cancel_requested THEN cancel_reason ELSE $4 END,
 		status = CASE WHEN status = 'queued' THEN 'cancelled' ELSE status END,
+		error = CASE WHEN status = 'queued' THEN `+cancelledError+` ELSE error END,
 		finished_at = CASE WHEN status = 'queued' THEN now() ELSE finished_at END
 	WHERE id = $1 AND status IN ('queued', 'planning')
 	RETURNING id, status
@@ -124,7 +135,8 @@ RETURNING cancel_requested`,
 	// A finished deployment frees its service+environment for one waiting on it: wake the workers.
 	finish: `
 WITH u AS (
-	UPDATE deployments SET status = $4, error = $5, finished_at = now(), updated_at = now(),
+	UPDATE deployments SET status = $4, finished_at = now(), updated_at = now(),
+		error = CASE WHEN $4 = 'cancelled' AND cancelled_by <> '' THEN `+cancelledErrorAfter+` ELSE $5 END,
 		lease_owner = NULL, lease_expires_at = NULL
 	WHERE id = $1 AND lease_owner = $2 AND attempt = $3 AND status IN ('building', 'pushing', 'deploying')
 	RETURNING id
@@ -177,7 +189,10 @@ RETURNING id, status`,
 	cancel: `
 WITH u AS (
 	UPDATE deployments SET cancel_requested = true, updated_at = now(),
+		cancelled_by = CASE WHEN cancel_requested THEN cancelled_by ELSE $3 END,
+		cancel_reason = CASE WHEN cancel_requested THEN cancel_reason ELSE $4 END,
 		status = CASE WHEN status = 'queued' AND NOT target_touched THEN 'cancelled' ELSE status END,
+		error = CASE WHEN status = 'queued' AND NOT target_touched THEN `+cancelledError+` ELSE error END,
 		finished_at = CASE WHEN status = 'queued' AND NOT target_touched THEN now() ELSE finished_at END
 	WHERE id = $1 AND status IN ('queued', 'building', 'pushing', 'deploying')
 	RETURNING id, status

@@ -12,12 +12,12 @@ import (
 )
 
 const runColumns = `id, coalesce(delivery_id, ''), trigger, repo, ref, branch, before_sha, after_sha, clone_url,
-	pusher, message, status, error, attempt, created_at, finished_at`
+	pusher, message, status, error, attempt, cancelled_by, cancel_reason, created_at, finished_at, skipped`
 
 func scanRun(row pgx.CollectableRow) (deploy.Run, error) {
 	var r deploy.Run
 	err := row.Scan(&r.ID, &r.DeliveryID, &r.Trigger, &r.Repo, &r.Ref, &r.Branch, &r.BeforeSHA, &r.AfterSHA,
-		&r.CloneURL, &r.Pusher, &r.Message, &r.Status, &r.Error, &r.Attempt, &r.CreatedAt, &r.FinishedAt)
+		&r.CloneURL, &r.Pusher, &r.Message, &r.Status, &r.Error, &r.Attempt, &r.CancelledBy, &r.CancelReason, &r.CreatedAt, &r.FinishedAt, &r.Skipped)
 	return r, err
 }
 
@@ -43,6 +43,22 @@ func (s *Store) RunCreate(ctx context.Context, r deploy.Run) (int64, error) {
 		SELECT id FROM r, (SELECT count(*) FROM n) c`,
 		r.Trigger, strings.ToLower(r.Repo), r.Ref, r.Branch, r.BeforeSHA, r.AfterSHA, withoutCredentials(r.CloneURL), r.Pusher, r.Message).Scan(&id)
 	return id, interpret(err, "creating run")
+}
+
+// RunSkipped records the services a run leaves alone and why, under the planner's claim on it.
+func (s *Store) RunSkipped(ctx context.Context, c Claim, skips []deploy.Skip) error {
+	if skips == nil {
+		skips = []deploy.Skip{}
+	}
+	tag, err := s.pool.Exec(ctx, `UPDATE runs SET skipped = $4, updated_at = now()
+		WHERE id = $1 AND lease_owner = $2 AND attempt = $3 AND status = 'planning'`, c.ID, c.Owner, c.Attempt, skips)
+	if err != nil {
+		return interpret(err, "recording skipped services")
+	}
+	if tag.RowsAffected() == 0 {
+		return ErrNotHeld
+	}
+	return nil
 }
 
 // urlUserinfo matches the "scheme://user:password@" of a URL; userinfo holds no "/", "?" or "#".

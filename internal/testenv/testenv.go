@@ -7,6 +7,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"net/url"
 	"os"
@@ -112,15 +113,24 @@ func template(ctx context.Context, admin *pgx.Conn, base string) (string, error)
 	if _, err := admin.Exec(ctx, "CREATE DATABASE "+name); err != nil {
 		return "", err
 	}
-	st, err := store.Open(ctx, withDatabase(base, name), 2)
-	if err != nil {
-		return "", err
-	}
-	defer st.Close()
-	if _, err := st.Migrate(ctx, ms); err != nil {
+	// A template that failed to migrate is dropped, or every later test would reuse it half-made.
+	if err := migrateTemplate(ctx, withDatabase(base, name), ms); err != nil {
+		if _, derr := admin.Exec(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); derr != nil {
+			return "", errors.Join(err, derr)
+		}
 		return "", err
 	}
 	return name, nil
+}
+
+func migrateTemplate(ctx context.Context, url string, ms []store.Migration) error {
+	st, err := store.Open(ctx, url, 2)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	_, err = st.Migrate(ctx, ms)
+	return err
 }
 
 func withDatabase(base, name string) string {

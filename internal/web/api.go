@@ -2,7 +2,9 @@ package web
 
 import (
 	"context"
-	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"io"
 	"log/slog"
 	"net/http"
 	"slices"
@@ -12,6 +14,7 @@ import (
 
 	"github.com/go-chi/chi/v5"
 
+	"github.com/slipway-dev/slipway/internal/auth"
 	"github.com/slipway-dev/slipway/internal/deploy"
 	"github.com/slipway-dev/slipway/internal/store"
 )
@@ -22,7 +25,6 @@ type API interface {
 	DeploymentsByRun(ctx context.Context, runID int64) ([]deploy.Deployment, error)
 	DeploymentGet(ctx context.Context, id int64) (deploy.Deployment, error)
 	DeploymentLogs(ctx context.Context, deploymentID, after int64, limit int) ([]store.LogLine, error)
-	QueueCancel(ctx context.Context, kind string, id int64) (string, error)
 	DeploymentsList(ctx context.Context, f store.DeploymentFilter) ([]deploy.Deployment, error)
 	DeploymentsLive(ctx context.Context, repo string) ([]store.Live, error)
 }
@@ -32,34 +34,31 @@ const (
 	maxPage     = 500
 )
 
-// Rollbacker queues a rollback to what a deployment put live.
-type Rollbacker interface {
-	Rollback(ctx context.Context, deploymentID int64, who string) (runID, newDeploymentID int64, err error)
-}
-
-// api serves /api/v1 from the store, the rollbacker and a logger for internal errors.
+// api serves /api/v1 from the store, the actions and a logger for internal errors.
 type api struct {
-	store    API
-	rollback Rollbacker
-	logger   *slog.Logger
+	store   API
+	actions Actions
+	logger  *slog.Logger
 }
 
-// apiRoutes mounts /api/v1: read runs and deployments with their logs, cancel, roll back. Every
-// call needs one of the configured bearer tokens; with none configured the API answers 401.
-// Failed authentications are limited per client by limiter. Internal errors are logged to logger.
-func apiRoutes(r chi.Router, st API, rb Rollbacker, tokens [][]byte, limiter *authLimiter, logger *slog.Logger) {
-	h := &api{store: st, rollback: rb, logger: logger}
-	r.Route("/api/v1", func(r chi.Router) {
-		r.Use(bearer(tokens, limiter, logger))
-		r.Get("/runs/{id}", h.run)
-		r.Get("/deployments", h.history)
-		r.Get("/live", h.live)
-		r.Get("/deployments/{id}", h.deployment)
-		r.Get("/deployments/{id}/logs", h.logs)
-		r.Post("/runs/{id}/cancel", h.cancel(store.KindRun))
-		r.Post("/deployments/{id}/cancel", h.cancel(store.KindDeployment))
-		r.Post("/deployments/{id}/rollback", h.rollbackTo)
-	})
+// apiRoutes mounts /api/v1 on r: read runs and deployments with their logs as a viewer; cancel,
+// roll back, redeploy and deploy as a deployer (require answers 401 or 403 as JSON). Internal
+// errors are logged to logger.
+func apiRoutes(r chi.Router, st API, actions Actions, require func(auth.Role) func(http.Handler) http.Handler, logger *slog.Logger) {
+	h := &api{store: st, actions: actions, logger: logger}
+	viewer := r.With(require(auth.RoleViewer))
+	viewer.Get("/runs/{id}", h.run)
+	viewer.Get("/deployments", h.history)
+	viewer.Get("/live", h.live)
+	viewer.Get("/deployments/{id}", h.deployment)
+	viewer.Get("/deployments/{id}/logs", h.logs)
+	viewer.Get("/openapi.json", serveOpenAPI)
+	deployer := r.With(require(auth.RoleDeployer))
+	deployer.Post("/runs/{id}/cancel", h.cancel(store.KindRun))
+	deployer.Post("/deployments/{id}/cancel", h.cancel(store.KindDeployment))
+	deployer.Post("/deployments/{id}/rollback", h.again(Actions.Rollback, "rollback_to"))
+	deployer.Post("/deployments/{id}/redeploy", h.again(Actions.Redeploy, "redeploy_of"))
+	deployer.Post("/deploy", h.deployRef)
 }
 
 // run answers a run with its deployments.
@@ -92,19 +91,19 @@ func (h *api) history(w http.ResponseWriter, req *http.Request) {
 		}
 	}
 	if f.Status != "" && !slices.Contains(deploy.DeploymentStatuses, deploy.Status(f.Status)) {
-		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "status must be one of " + joinStatuses(deploy.DeploymentStatuses)})
+		writeError(w, http.StatusBadRequest, deploy.EINVALID, "status must be one of "+joinStatuses(deploy.DeploymentStatuses))
 		return
 	}
 	var err error
 	if v := q.Get("before"); v != "" {
 		if f.Before, err = strconv.ParseInt(v, 10, 64); err != nil || f.Before <= 0 {
-			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "before must be a positive integer"})
+			writeError(w, http.StatusBadRequest, deploy.EINVALID, "before must be a positive integer")
 			return
 		}
 	}
 	if v := q.Get("limit"); v != "" {
 		if f.Limit, err = strconv.Atoi(v); err != nil || f.Limit < 1 || f.Limit > maxPage {
-			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "limit must be between 1 and 500"})
+			writeError(w, http.StatusBadRequest, deploy.EINVALID, "limit must be between 1 and 500")
 			return
 		}
 	}
@@ -147,16 +146,23 @@ func (h *api) deployment(w http.ResponseWriter, req *http.Request) {
 	writeJSON(w, http.StatusOK, d)
 }
 
-// cancel cancels a run (before it is planned) or a deployment: a queued one at once, a running
-// one through its worker's context (the build or rollout stops, and a rollout restores the
-// previous version).
+// cancel cancels a run (before it is planned, or through the deployments it planned) or a
+// deployment: a queued one at once, a running one through its worker's context (the build or
+// rollout stops, and a rollout restores the previous version). The body may give a reason:
+// {"reason": "..."}.
 func (h *api) cancel(kind string) http.HandlerFunc {
 	return func(w http.ResponseWriter, req *http.Request) {
 		id, ok := pathID(w, req)
 		if !ok {
 			return
 		}
-		status, err := h.store.QueueCancel(req.Context(), kind, id)
+		var body struct {
+			Reason string `json:"reason"`
+		}
+		if !decodeBody(w, req, &body, true) {
+			return
+		}
+		status, err := h.actions.Cancel(req.Context(), kind, id, who(req), body.Reason)
 		if err != nil {
 			h.error(w, req, err)
 			return
@@ -165,19 +171,60 @@ func (h *api) cancel(kind string) http.HandlerFunc {
 	}
 }
 
-// rollbackTo rolls the service back to what deployment {id} put live: a new deployment of that
-// image, without a build, through the queue like any other.
-func (h *api) rollbackTo(w http.ResponseWriter, req *http.Request) {
-	id, ok := pathID(w, req)
-	if !ok {
+// again queues deployment {id}'s image once more, by act (a rollback or a redeploy): a new
+// deployment without a build, through the queue like any other.
+func (h *api) again(act func(Actions, context.Context, int64, string) (int64, int64, error), field string) http.HandlerFunc {
+	return func(w http.ResponseWriter, req *http.Request) {
+		id, ok := pathID(w, req)
+		if !ok {
+			return
+		}
+		runID, depID, err := act(h.actions, req.Context(), id, who(req))
+		if err != nil {
+			h.error(w, req, err)
+			return
+		}
+		writeJSON(w, http.StatusAccepted, map[string]any{"run_id": runID, "deployment_id": depID, field: id})
+	}
+}
+
+// deployRef queues a run of a repository's branch, at its head or at a given commit:
+// {"repo": "owner/name", "branch": "main", "sha": "<40 hex, optional>"}.
+func (h *api) deployRef(w http.ResponseWriter, req *http.Request) {
+	var body struct {
+		Repo   string `json:"repo"`
+		Branch string `json:"branch"`
+		SHA    string `json:"sha"`
+	}
+	if !decodeBody(w, req, &body, false) {
 		return
 	}
-	runID, depID, err := h.rollback.Rollback(req.Context(), id, "api")
+	runID, err := h.actions.DeployRef(req.Context(), body.Repo, body.Branch, body.SHA, who(req))
 	if err != nil {
 		h.error(w, req, err)
 		return
 	}
-	writeJSON(w, http.StatusAccepted, map[string]any{"run_id": runID, "deployment_id": depID, "rollback_to": id})
+	writeJSON(w, http.StatusAccepted, map[string]any{"run_id": runID})
+}
+
+// who names the principal a request acts as, for the history.
+func who(req *http.Request) string {
+	if p, ok := auth.PrincipalFrom(req.Context()); ok && p.Name != "" {
+		return p.Name
+	}
+	return "api"
+}
+
+// decodeBody reads a small JSON object into v; an empty body is accepted when optional.
+func decodeBody(w http.ResponseWriter, req *http.Request, v any, optional bool) bool {
+	dec := json.NewDecoder(http.MaxBytesReader(w, req.Body, 64<<10))
+	dec.DisallowUnknownFields()
+	err := dec.Decode(v)
+	if err == nil || (optional && errors.Is(err, io.EOF)) {
+		return true
+	}
+	writeError(w, http.StatusBadRequest, deploy.EINVALID, "the body must be a JSON object: "+err.Error())
+	return false
 }
 
 func (h *api) logs(w http.ResponseWriter, req *http.Request) {
@@ -185,7 +232,14 @@ func (h *api) logs(w http.ResponseWriter, req *http.Request) {
 	if !ok {
 		return
 	}
-	after, _ := strconv.ParseInt(req.URL.Query().Get("after"), 10, 64)
+	var after int64
+	if v := req.URL.Query().Get("after"); v != "" {
+		var err error
+		if after, err = strconv.ParseInt(v, 10, 64); err != nil || after < 0 {
+			writeError(w, http.StatusBadRequest, deploy.EINVALID, "after must be a line id (a non-negative integer)")
+			return
+		}
+	}
 	lines, err := h.store.DeploymentLogs(req.Context(), id, after, 5000)
 	if err != nil {
 		h.error(w, req, err)
@@ -197,19 +251,19 @@ func (h *api) logs(w http.ResponseWriter, req *http.Request) {
 // error answers err with the status its code maps to. The cause of an internal error goes to the
 // log with the request line (never its body or headers), not to the client.
 func (h *api) error(w http.ResponseWriter, req *http.Request, err error) {
-	code := StatusFor(err)
+	status := StatusFor(err)
 	msg := err.Error()
-	if code == http.StatusInternalServerError {
+	if status == http.StatusInternalServerError {
 		h.logger.ErrorContext(req.Context(), "api request failed", "method", req.Method, "path", req.URL.Path, "err", err)
 		msg = "internal error"
 	}
-	writeJSON(w, code, map[string]string{"error": msg})
+	writeError(w, status, deploy.ErrorCode(err), msg)
 }
 
 func pathID(w http.ResponseWriter, req *http.Request) (int64, bool) {
 	id, err := strconv.ParseInt(chi.URLParam(req, "id"), 10, 64)
 	if err != nil || id <= 0 {
-		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "id must be a positive integer"})
+		writeError(w, http.StatusBadRequest, deploy.EINVALID, "id must be a positive integer")
 		return 0, false
 	}
 	return id, true
@@ -221,7 +275,7 @@ func filterText(w http.ResponseWriter, name, v string) bool {
 	if utf8.ValidString(v) && !strings.ContainsRune(v, 0) {
 		return true
 	}
-	writeJSON(w, http.StatusBadRequest, map[string]string{"error": name + " must be UTF-8 text without NUL bytes"})
+	writeError(w, http.StatusBadRequest, deploy.EINVALID, name+" must be UTF-8 text without NUL bytes")
 	return false
 }
 
@@ -231,39 +285,4 @@ func joinStatuses(ss []deploy.Status) string {
 		names[i] = string(s)
 	}
 	return strings.Join(names, ", ")
-}
-
-// bearer admits requests with one of tokens. Each failure is logged with the client's address
-// (never what it sent) and counted against it; a client past its allowance gets 429, its token
-// unchecked, until its allowance refills.
-func bearer(tokens [][]byte, limiter *authLimiter, logger *slog.Logger) func(http.Handler) http.Handler {
-	return func(next http.Handler) http.Handler {
-		return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-			client := clientAddr(req)
-			if limited, news := limiter.limited(client); limited {
-				if news {
-					logger.WarnContext(req.Context(), "api client rate-limited after failed authentications",
-						"client_addr", client, "retry_after_s", limiter.retryAfter())
-				}
-				w.Header().Set("Retry-After", limiter.retryAfter())
-				writeJSON(w, http.StatusTooManyRequests, map[string]string{"error": "too many failed authentications, retry later"})
-				return
-			}
-			got, ok := strings.CutPrefix(req.Header.Get("Authorization"), "Bearer ")
-			reason := "no bearer token"
-			if ok {
-				for _, t := range tokens {
-					if subtle.ConstantTimeCompare([]byte(got), t) == 1 {
-						next.ServeHTTP(w, req)
-						return
-					}
-				}
-				reason = "unknown token"
-			}
-			logAuthFailure(logger, req, client, reason)
-			limiter.fail(client)
-			w.Header().Set("WWW-Authenticate", `Bearer realm="slipway"`)
-			writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "a valid API token is required"})
-		})
-	}
 }

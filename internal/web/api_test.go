@@ -4,16 +4,17 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"log/slog"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
 	"strings"
 	"testing"
 
-	"github.com/prometheus/client_golang/prometheus"
-
+	"github.com/slipway-dev/slipway/internal/auth"
 	"github.com/slipway-dev/slipway/internal/deploy"
+	"github.com/slipway-dev/slipway/internal/flow"
+	"github.com/slipway-dev/slipway/internal/source"
 	"github.com/slipway-dev/slipway/internal/store"
 	"github.com/slipway-dev/slipway/internal/testenv"
 	"github.com/slipway-dev/slipway/internal/web"
@@ -31,15 +32,43 @@ func newAPIFixture(t *testing.T) *apiFixture {
 	t.Helper()
 	st := testenv.Store(t)
 	logs := &bytes.Buffer{}
-	router := web.NewRouter(web.Deps{
-		Webhook:  http.NotFoundHandler(),
-		Ready:    ready{},
-		Gatherer: prometheus.NewRegistry(),
-		API:      st,
-		Tokens:   [][]byte{[]byte(token)},
-		Logger:   slog.New(slog.NewJSONHandler(logs, nil)),
-	})
+	router := newTestRouter(t, st, web.Deps{
+		API:     st,
+		Actions: flow.NewActions(st, nil, remote, heads{"main": strings.Repeat("c", 40)}),
+	}, logs)
 	return &apiFixture{st: st, router: router, logs: logs}
+}
+
+// remote configures acme/app only.
+func remote(repo string) (string, string, error) {
+	if repo != "acme/app" {
+		return "", "", errors.New("repository " + repo + " is not configured")
+	}
+	return "https://github.example/acme/app.git", "", nil
+}
+
+type heads map[string]string
+
+func (h heads) BranchHead(_ context.Context, _ source.Repo, branch string) (string, error) {
+	if sha, ok := h[branch]; ok {
+		return sha, nil
+	}
+	return "", source.ErrNotFound
+}
+
+// call serves method target with a JSON body and decodes the JSON answer.
+func (f *apiFixture) call(t *testing.T, method, target, body string) (int, map[string]any) {
+	t.Helper()
+	req := httptest.NewRequest(method, target, strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Content-Type", "application/json")
+	w := httptest.NewRecorder()
+	f.router.ServeHTTP(w, req)
+	var out map[string]any
+	if err := json.Unmarshal(w.Body.Bytes(), &out); err != nil {
+		t.Fatalf("%s %s: answer is not JSON: %q", method, target, w.Body.String())
+	}
+	return w.Code, out
 }
 
 type ready struct{}
@@ -113,7 +142,7 @@ func TestDeploymentFilters(t *testing.T) {
 				t.Fatalf("status %d %v, want %d", code, body, c.code)
 			}
 			if c.code != 200 {
-				msg, _ := body["error"].(string)
+				msg := errorOf(t, body, "invalid")
 				for _, s := range c.errHas {
 					if !strings.Contains(msg, s) {
 						t.Errorf("error %q does not name %q", msg, s)
@@ -173,7 +202,7 @@ func TestInternalErrorLogged(t *testing.T) {
 	f := newAPIFixture(t)
 	f.st.Close() // every query now fails with an error no client caused
 	code, body := f.get(t, "/api/v1/deployments?service=api")
-	if code != 500 || body["error"] != "internal error" {
+	if code != 500 || errorOf(t, body, "internal") != "internal error" {
 		t.Fatalf("got %d %v, want 500 internal error", code, body)
 	}
 	var rec map[string]any
@@ -186,5 +215,71 @@ func TestInternalErrorLogged(t *testing.T) {
 	}
 	if strings.Contains(f.logs.String(), token) {
 		t.Errorf("log holds the API token: %s", f.logs.String())
+	}
+}
+
+// errorOf returns the message of an error answer {"error": {"code", "message"}}, checking its code.
+func errorOf(t *testing.T, body map[string]any, code string) string {
+	t.Helper()
+	e, _ := body["error"].(map[string]any)
+	if e["code"] != code {
+		t.Errorf("error %v: code %v, want %s", body, e["code"], code)
+	}
+	msg, _ := e["message"].(string)
+	return msg
+}
+
+// The actions answer 202 with what they queued, record who asked, and refuse bad input with 400
+// and a JSON error naming the problem.
+func TestAPIActions(t *testing.T) {
+	f := newAPIFixture(t)
+	ids := seed(t, f.st, "api", "web")
+	digest := "sha256:" + strings.Repeat("ab", 32)
+	if _, err := f.st.Pool().Exec(context.Background(),
+		`UPDATE deployments SET status = 'succeeded', image_ref = 'reg/api', image_digest = $2, finished_at = now() WHERE id = $1`, ids[0], digest); err != nil {
+		t.Fatal(err)
+	}
+	id := strconv.FormatInt(ids[0], 10)
+	for _, tc := range []struct {
+		method, path, body string
+		code               int
+		errCode            string
+	}{
+		{"POST", "/api/v1/deployments/" + id + "/rollback", "", 202, ""},
+		{"POST", "/api/v1/deployments/" + id + "/redeploy", "", 202, ""},
+		{"POST", "/api/v1/deployments/" + strconv.FormatInt(ids[1], 10) + "/redeploy", "", 409, "conflict"},
+		{"POST", "/api/v1/deploy", `{"repo": "acme/app", "branch": "main"}`, 202, ""},
+		{"POST", "/api/v1/deploy", `{"repo": "acme/app", "branch": "main", "sha": "` + strings.Repeat("d", 40) + `"}`, 202, ""},
+		{"POST", "/api/v1/deploy", `{"repo": "acme/app", "branch": "gone"}`, 404, "not_found"},
+		{"POST", "/api/v1/deploy", `{"repo": "other/app", "branch": "main"}`, 400, "invalid"},
+		{"POST", "/api/v1/deploy", `{"repo": "acme/app", "branch": "main", "sha": "HEAD"}`, 400, "invalid"},
+		{"POST", "/api/v1/deploy", `{"repo": "acme/app", "bogus": 1}`, 400, "invalid"},
+		{"POST", "/api/v1/deploy", `not json`, 400, "invalid"},
+		{"POST", "/api/v1/deployments/" + strconv.FormatInt(ids[1], 10) + "/cancel", `{"reason": "wrong commit"}`, 202, ""},
+		{"POST", "/api/v1/deployments/" + strconv.FormatInt(ids[1], 10) + "/cancel", ``, 409, "conflict"},
+		{"GET", "/api/v1/deployments/" + id + "/logs?after=x", "", 400, "invalid"},
+	} {
+		t.Run(tc.method+" "+tc.path+" "+tc.body, func(t *testing.T) {
+			code, body := f.call(t, tc.method, tc.path, tc.body)
+			if code != tc.code {
+				t.Fatalf("status %d %v, want %d", code, body, tc.code)
+			}
+			if tc.errCode != "" {
+				if msg := errorOf(t, body, tc.errCode); msg == "" {
+					t.Errorf("no message in %v", body)
+				}
+				return
+			}
+			if runID, ok := body["run_id"].(float64); ok {
+				run, err := f.st.RunGet(context.Background(), int64(runID))
+				if err != nil || run.Pusher != auth.ConfigTokenPrincipal {
+					t.Errorf("run %+v (%v): want it recorded as asked for by the config token", run, err)
+				}
+			}
+		})
+	}
+	d, err := f.st.DeploymentGet(context.Background(), ids[1])
+	if err != nil || d.Status != deploy.StatusCancelled || d.CancelReason != "wrong commit" || d.CancelledBy != auth.ConfigTokenPrincipal {
+		t.Errorf("cancelled deployment %+v (%v)", d, err)
 	}
 }

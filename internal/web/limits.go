@@ -3,16 +3,10 @@ package web
 import (
 	"cmp"
 	"io"
-	"log/slog"
-	"net"
 	"net/http"
-	"net/netip"
-	"strconv"
-	"sync"
 	"time"
 
 	"golang.org/x/sync/semaphore"
-	"golang.org/x/time/rate"
 )
 
 // Limits bound what a client can make the server hold before it has proved who it is: how long
@@ -39,13 +33,6 @@ type Limits struct {
 	// than ReadTimeout. Defaults 5s and 256 KiB/s.
 	WebhookReadGrace time.Duration
 	WebhookMinRate   int64
-
-	// A client address may fail API authentication AuthFailureBurst times, then once per
-	// AuthFailureEvery; beyond that it gets 429 whatever it sends. AuthClients caps the
-	// addresses tracked. Defaults 10, 6s (10 a minute), 10000.
-	AuthFailureBurst int
-	AuthFailureEvery time.Duration
-	AuthClients      int
 }
 
 func (l Limits) withDefaults() Limits {
@@ -57,9 +44,6 @@ func (l Limits) withDefaults() Limits {
 	l.WebhookBodyBudget = max(cmp.Or(l.WebhookBodyBudget, 64<<20), l.WebhookMaxBody)
 	l.WebhookReadGrace = cmp.Or(l.WebhookReadGrace, 5*time.Second)
 	l.WebhookMinRate = cmp.Or(l.WebhookMinRate, 256<<10)
-	l.AuthFailureBurst = cmp.Or(l.AuthFailureBurst, 10)
-	l.AuthFailureEvery = cmp.Or(l.AuthFailureEvery, 6*time.Second)
-	l.AuthClients = cmp.Or(l.AuthClients, 10000)
 	return l
 }
 
@@ -92,7 +76,7 @@ func bodyBudget(l Limits) func(http.Handler) http.Handler {
 			if !sem.TryAcquire(n) {
 				w.Header().Set("Retry-After", "5")
 				w.Header().Set("Connection", "close") // the body is not read
-				writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "too many webhook bodies in flight, retry later"})
+				writeError(w, http.StatusServiceUnavailable, "overloaded", "too many webhook bodies in flight, retry later")
 				return
 			}
 			defer sem.Release(n)
@@ -131,111 +115,4 @@ func (b *progressBody) extend() {
 	d := min(b.grace+time.Duration(b.read)*time.Second/time.Duration(b.rate), b.limit)
 	// A ResponseWriter without a connection (a test's) cannot; the server's ReadTimeout holds then.
 	_ = b.rc.SetReadDeadline(b.start.Add(d))
-}
-
-// authLimiter keeps a token bucket of failed API authentications per client address, for at
-// most max addresses.
-type authLimiter struct {
-	every   time.Duration
-	burst   int
-	max     int
-	mu      sync.Mutex
-	clients map[string]*authClient
-}
-
-type authClient struct {
-	failures *rate.Limiter
-	reported bool // its being limited was logged, once until its failures are allowed again
-}
-
-func newAuthLimiter(l Limits) *authLimiter {
-	return &authLimiter{every: l.AuthFailureEvery, burst: l.AuthFailureBurst, max: l.AuthClients,
-		clients: map[string]*authClient{}}
-}
-
-// limited reports whether client has no failures left, and whether that is news to log. A
-// limited client is refused before its token is looked at, so that guessing tells it nothing.
-func (a *authLimiter) limited(client string) (limited, news bool) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	c, ok := a.clients[client]
-	if !ok || c.failures.Tokens() >= 1 {
-		return false, false
-	}
-	news, c.reported = !c.reported, true
-	return true, news
-}
-
-// fail counts a failure of client and reports whether it was within its allowance.
-func (a *authLimiter) fail(client string) bool {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	c, ok := a.clients[client]
-	if !ok {
-		if len(a.clients) >= a.max {
-			a.evict()
-		}
-		c = &authClient{failures: rate.NewLimiter(rate.Every(a.every), a.burst)}
-		a.clients[client] = c
-	}
-	if !c.failures.Allow() {
-		return false
-	}
-	c.reported = false
-	return true
-}
-
-// evict forgets the clients whose bucket has refilled, which lose nothing by it, and when none
-// has, others (the map's order is random) until there is room: the memory stays bounded, and
-// an attacker with many addresses can at worst reset some buckets early.
-func (a *authLimiter) evict() {
-	for k, c := range a.clients {
-		if c.failures.Tokens() >= float64(a.burst) {
-			delete(a.clients, k)
-		}
-	}
-	for k := range a.clients {
-		if len(a.clients) < a.max {
-			break
-		}
-		delete(a.clients, k)
-	}
-}
-
-// retryAfter is the Retry-After of a 429: when the next failure is allowed.
-func (a *authLimiter) retryAfter() string {
-	return strconv.Itoa(int(max(a.every.Round(time.Second), time.Second) / time.Second))
-}
-
-// clientAddr is the address a request came from, as the limiter counts it: the peer's IP (a
-// proxy in front of Slipway counts as one client), an IPv6 one by its /64, which one host
-// usually holds whole.
-func clientAddr(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		host = r.RemoteAddr
-	}
-	ip, err := netip.ParseAddr(host)
-	if err != nil {
-		return host
-	}
-	ip = ip.Unmap()
-	if ip.Is6() {
-		p, _ := ip.Prefix(64)
-		return p.String()
-	}
-	return ip.String()
-}
-
-// logAuthFailure records a failed API authentication: who, what, why; never the token.
-func logAuthFailure(logger *slog.Logger, r *http.Request, client, reason string) {
-	logger.WarnContext(r.Context(), "api authentication failed", "client_addr", client, "method", r.Method,
-		"path", truncate(r.URL.Path, 200), "reason", reason)
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "…"
 }

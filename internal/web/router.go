@@ -1,11 +1,11 @@
-// Package web builds Slipway's HTTP router: the webhook, health, metrics and (later) the API and
-// dashboard. Domain error codes map to HTTP status codes in exactly one function here.
+// Package web builds Slipway's HTTP router: the webhook, health, metrics, the JSON API and the
+// dashboard, behind the logins of internal/auth. Domain error codes map to HTTP status codes in
+// exactly one function here.
 package web
 
 import (
 	"context"
 	"encoding/json"
-	"html/template"
 	"log/slog"
 	"net/http"
 	"time"
@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/slipway-dev/slipway/internal/auth"
 	"github.com/slipway-dev/slipway/internal/deploy"
 	assets "github.com/slipway-dev/slipway/web"
 )
@@ -29,62 +30,64 @@ type Deps struct {
 	Webhook  http.Handler
 	Ready    Readiness
 	Gatherer prometheus.Gatherer
-	API      API
-	Rollback Rollbacker
-	Tokens   [][]byte // API bearer tokens
-	Version  string
-	Logger   *slog.Logger // required: readiness failures and the API's internal errors go here
-	Limits   Limits       // what unauthenticated clients may hold; the zero value takes defaults
+	// MetricsPublic serves /metrics to anonymous clients; otherwise it needs a viewer.
+	MetricsPublic bool
+	API           API
+	Actions       Actions
+	// Auth says who a request is; every route but the health checks, the webhook, static
+	// assets, the login form and (with MetricsPublic) /metrics needs a principal.
+	Auth      *auth.Service
+	Dashboard *Dashboard
+	Version   string
+	Logger    *slog.Logger // required: readiness failures and the API's internal errors go here
+	Limits    Limits       // what unauthenticated clients may hold; the zero value takes defaults
 }
 
-var pages = template.Must(template.ParseFS(assets.FS, "templates/*.html"))
-
-// NewRouter builds the router.
+// NewRouter builds the router. Every state-changing request from a browser must come from the
+// server's own pages (http.CrossOriginProtection, by Sec-Fetch-Site and Origin); requests
+// without those headers (the webhook, API clients) are not browsers' and pass.
 func NewRouter(d Deps) http.Handler {
 	r := chi.NewRouter()
-	r.Use(middleware.Recoverer)
+	r.Use(middleware.Recoverer, SecurityHeaders, http.NewCrossOriginProtection().Handler, d.Auth.Authenticate)
 	r.Get("/healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	// Readiness says ready or not, no more: the cause (the driver's text names the database's
 	// user, name and address) goes to the log, not to anonymous clients.
-	ready := func(ctx context.Context) bool {
-		ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	r.Get("/readyz", func(w http.ResponseWriter, req *http.Request) {
+		ctx, cancel := context.WithTimeout(req.Context(), 2*time.Second)
 		defer cancel()
 		if err := d.Ready.Ready(ctx); err != nil {
 			d.Logger.WarnContext(ctx, "not ready", "err", err)
-			return false
-		}
-		return true
-	}
-	r.Get("/readyz", func(w http.ResponseWriter, req *http.Request) {
-		if !ready(req.Context()) {
 			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "not ready"})
 			return
 		}
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 	})
-	r.Get("/", func(w http.ResponseWriter, req *http.Request) {
-		ctx := req.Context()
-		page := struct {
-			Version string
-			Ready   bool
-		}{Version: d.Version, Ready: ready(ctx)}
-		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		if err := pages.ExecuteTemplate(w, "index.html", page); err != nil {
-			d.Logger.ErrorContext(ctx, "rendering index", "err", err)
-		}
-	})
 	r.Get("/pipeline.schema.json", func(w http.ResponseWriter, req *http.Request) {
 		w.Header().Set("Content-Type", "application/schema+json")
 		http.ServeFileFS(w, req, assets.FS, "static/pipeline.schema.json")
 	})
-	r.Method(http.MethodGet, "/metrics", promhttp.HandlerFor(d.Gatherer, promhttp.HandlerOpts{}))
+	r.Handle("/static/*", d.Dashboard.Static())
+	metrics := promhttp.HandlerFor(d.Gatherer, promhttp.HandlerOpts{})
+	if !d.MetricsPublic {
+		metrics = d.Auth.RequireAPI(auth.RoleViewer)(metrics)
+	}
+	r.Method(http.MethodGet, "/metrics", metrics)
 	// The webhook reads its body before the signature can be checked: bodies in flight share a
 	// budget, and must keep arriving.
-	limits := d.Limits.withDefaults()
-	r.With(bodyBudget(limits)).Method(http.MethodPost, "/webhooks/github", d.Webhook)
-	apiRoutes(r, d.API, d.Rollback, d.Tokens, newAuthLimiter(limits), d.Logger)
+	r.With(bodyBudget(d.Limits.withDefaults())).Method(http.MethodPost, "/webhooks/github", d.Webhook)
+
+	actions := audited{Actions: d.Actions, auth: d.Auth}
+	d.Auth.MountLogin(r, d.Dashboard.Login)
+	r.Route("/api/v1", func(r chi.Router) {
+		d.Auth.MountAPI(r)
+		apiRoutes(r, d.API, actions, d.Auth.RequireAPI, d.Logger)
+	})
+	r.Group(func(r chi.Router) {
+		r.Use(d.Auth.Require(auth.RoleViewer))
+		d.Dashboard.Routes(r)
+	})
 	return r
 }
 
@@ -101,6 +104,16 @@ func StatusFor(err error) int {
 		return http.StatusForbidden
 	}
 	return http.StatusInternalServerError
+}
+
+// writeError answers an error as {"error": {"code": ..., "message": ...}}: the code is a
+// domain code (deploy.E*) or one of the HTTP layer's own (unauthenticated, rate_limited...).
+func writeError(w http.ResponseWriter, status int, code, message string) {
+	type body struct {
+		Code    string `json:"code"`
+		Message string `json:"message"`
+	}
+	writeJSON(w, status, map[string]body{"error": {Code: code, Message: message}})
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {

@@ -17,6 +17,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	awsecs "github.com/aws/aws-sdk-go-v2/service/ecs"
 
 	"github.com/slipway-dev/slipway/internal/deploy"
@@ -32,6 +33,15 @@ type Config struct {
 	// RestoreTimeout bounds the rollback Slipway starts itself, when the deploy's context ended or
 	// ECS gave up without rolling back, and the wait for it: 10m by default.
 	RestoreTimeout time.Duration
+	// Images is the registry a rollback asks whether its image still exists (an ECR lifecycle
+	// policy may have deleted it) before the service is pointed back at it; nil skips the check.
+	Images Images
+}
+
+// Images reads manifest digests; *registry.Registry satisfies it. ok is false when the registry
+// does not hold ref (repository@sha256:…).
+type Images interface {
+	Digest(ctx context.Context, ref string) (digest string, ok bool, err error)
 }
 
 // API is the part of the ECS API the target calls; *ecs.Client satisfies it. Retries and throttling
@@ -94,13 +104,52 @@ func (t *Target) Deploy(ctx context.Context, r deploy.Rollout, log deploy.LogFun
 	return deploy.RolloutError(false, r.Image, restored, err)
 }
 
-// Rollback makes r.Image live again as Deploy does: a revision of the live task definition with
-// that image. Once the deployment's spec records the task definition ARN each deployment put live,
-// Rollback updates the service to the ARN recorded for the deployment rolled back to, and no
-// revision is registered. Its failure is a plain error even when what ran before runs again.
+// Rollback makes r.Image live again, once its registry says it still holds it: the service is
+// updated to the task definition recorded for the deployment rolled back to (the destination's
+// TaskDefinition) when it is still active and runs that image, else to a revision of the live task
+// definition with that image, as Deploy does. Its failure is a plain error even when what ran
+// before runs again.
 func (t *Target) Rollback(ctx context.Context, r deploy.Rollout, log deploy.LogFunc) error {
-	restored, err := t.roll(ctx, r, log)
+	restored, err := t.rollBack(ctx, r, log)
 	return deploy.RolloutError(true, r.Image, restored, err)
+}
+
+func (t *Target) rollBack(ctx context.Context, r deploy.Rollout, log deploy.LogFunc) (restored bool, err error) {
+	if _, err := checkRollout(r, r.Image); err != nil {
+		return false, err
+	}
+	if err := t.checkImage(ctx, r.Image); err != nil {
+		return false, err
+	}
+	u, err := t.prepare(ctx, r, log)
+	if err != nil {
+		return false, err
+	}
+	if arn := r.Destination.ECS.TaskDefinition; arn != "" {
+		if why := u.reusable(ctx, arn); why != "" {
+			say(log, "task definition %s recorded for that deployment %s: registering a revision of %s with %s instead",
+				short(arn), why, short(aws.ToString(u.td.TaskDefinitionArn)), deploy.ShortImage(r.Image))
+		} else {
+			u.reuse = arn
+		}
+	}
+	return u.run(ctx)
+}
+
+// checkImage fails when the registry no longer holds ref, or cannot say.
+func (t *Target) checkImage(ctx context.Context, ref string) error {
+	if t.cfg.Images == nil {
+		return nil
+	}
+	_, ok, err := t.cfg.Images.Digest(ctx, ref)
+	switch {
+	case err != nil:
+		return fmt.Errorf("checking that %s still exists in its registry: %w", deploy.ShortImage(ref), err)
+	case !ok:
+		return fmt.Errorf("image %s no longer exists in its registry (deleted, by an ECR lifecycle policy for one): "+
+			"it cannot run again, so the service is left as it is", ref)
+	}
+	return nil
 }
 
 func (t *Target) roll(ctx context.Context, r deploy.Rollout, log deploy.LogFunc) (restored bool, err error) {

@@ -24,6 +24,7 @@ type update struct {
 	owner  string                   // its LabelRepo tag
 	td     *ecstypes.TaskDefinition // its live task definition
 	tags   []ecstypes.Tag           // td's tags
+	reuse  string                   // a rollback's recorded task definition, "" to register one
 	log    deploy.LogFunc
 	logger *slog.Logger
 }
@@ -69,10 +70,16 @@ func (u *update) run(ctx context.Context) (restored bool, err error) {
 	}
 	live := aws.ToString(u.before.TaskDefinition)
 	arn := live
-	if !deploy.SameImage(image(u.td, u.p.container), u.image) {
+	switch {
+	case u.reuse != "":
+		arn = u.reuse
+	case !deploy.SameImage(image(u.td, u.p.container), u.image):
 		if arn, err = u.register(ctx, u.image); err != nil {
 			return false, err
 		}
+	}
+	if err := u.r.RecordResult(ctx, deploy.Result{TaskDefinitionARN: arn, PreviousTaskDefinitionARN: live}); err != nil {
+		return false, fmt.Errorf("recording task definition %s: %w", short(arn), err)
 	}
 	if u.owner == "" {
 		// Adopted (CheckOwner let it through): from now on the service says whose it is.
@@ -124,6 +131,21 @@ func (u *update) run(ctx context.Context) (restored bool, err error) {
 		err = errors.New(v.reason)
 	}
 	return u.revert(ctx, w, live, arn, err)
+}
+
+// reusable says why the task definition arn recorded for a deployment cannot run u.image again,
+// "" when it can: it must still be active and run that image in the destination's container.
+func (u *update) reusable(ctx context.Context, arn string) string {
+	td, _, err := u.t.taskDefinition(ctx, arn)
+	switch {
+	case err != nil:
+		return fmt.Sprintf("cannot be read (%v)", err)
+	case td.Status != ecstypes.TaskDefinitionStatusActive:
+		return "is " + string(td.Status)
+	case !deploy.SameImage(image(td, u.p.container), u.image):
+		return fmt.Sprintf("runs %q in container %s", image(td, u.p.container), u.p.container)
+	}
+	return ""
 }
 
 // register returns the revision of the live task definition that runs ref, registering it

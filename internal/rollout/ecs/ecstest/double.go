@@ -35,6 +35,7 @@ type Double struct {
 	Calls      map[string]int            // requests per operation, throttled ones included
 	Throttle   map[string]int            // operation → how many of its next requests are throttled
 	Throttled  int                       // requests answered with ThrottlingException
+	Denied     map[string]bool           // operations answered with AccessDeniedException, as IAM does
 	taskDefs   map[string]map[string]any // ARN → as DescribeTaskDefinition returns it
 	tdTags     map[string][]any          // ARN → its tags
 	revs       map[string]int            // family → last revision
@@ -101,7 +102,7 @@ const (
 
 func New(t testing.TB) *Double {
 	d := &Double{
-		t: t, Calls: map[string]int{}, Throttle: map[string]int{}, taskDefs: map[string]map[string]any{},
+		t: t, Calls: map[string]int{}, Throttle: map[string]int{}, Denied: map[string]bool{}, taskDefs: map[string]map[string]any{},
 		tdTags: map[string][]any{}, revs: map[string]int{}, Services: map[string]*dService{},
 	}
 	d.srv = httptest.NewServer(http.HandlerFunc(d.serve))
@@ -233,6 +234,12 @@ func (d *Double) serve(w http.ResponseWriter, req *http.Request) {
 
 	d.Mu.Lock()
 	d.Calls[op]++
+	if d.Denied[op] {
+		d.Mu.Unlock()
+		fail(w, "AccessDeniedException", fmt.Sprintf("User: arn:aws:sts::%s:assumed-role/slipway/slipway is not authorized "+
+			"to perform: ecs:%s on resource: * because no identity-based policy allows the ecs:%s action", Account, op, op))
+		return
+	}
 	if d.Throttle[op] > 0 {
 		d.Throttle[op]--
 		d.Throttled++
@@ -539,6 +546,16 @@ func StopTask(reason string, exit int, containerReason string) Step {
 		})
 		r.dep.failed++
 		s.events = append([]any{event(d.nextID("ev-"), fmt.Sprintf("(service %s) has stopped 1 running tasks: (task %s).", s.name, id))}, s.events...)
+	}
+}
+
+// When runs then at a poll where cond holds, and does nothing at the others: a change that ECS
+// makes at a time of its own, whenever Slipway polls.
+func When(cond func() bool, then Step) Step {
+	return func(d *Double, s *dService, r *dRun) {
+		if cond() {
+			then(d, s, r)
+		}
 	}
 }
 
