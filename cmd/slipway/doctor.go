@@ -276,7 +276,7 @@ func checkEngine(ctx context.Context, dc config.Docker, haveCLI bool) result {
 		where = eng.API.DaemonHost()
 	}
 	if versions.LessThan(v.APIVersion, oldestEngineAPI) {
-		return failed(fmt.Errorf("Docker Engine %s at %s speaks API %s; Slipway needs %s (Docker 20.10) or newer", v.Version, where, v.APIVersion, oldestEngineAPI),
+		return failed(fmt.Errorf("the Docker Engine %s at %s speaks API %s; Slipway needs %s (Docker 20.10) or newer", v.Version, where, v.APIVersion, oldestEngineAPI),
 			"upgrade the Docker Engine to 20.10 or newer")
 	}
 	if haveCLI {

@@ -36,7 +36,7 @@ RETURNING cancel_requested`,
 	finish: `
 WITH u AS (
 	UPDATE runs SET status = $4, finished_at = now(), updated_at = now(),
-		error = CASE WHEN $4 = 'cancelled' AND cancelled_by <> '' THEN `+cancelledErrorAfter+` ELSE $5 END,
+		error = CASE WHEN $4 = 'cancelled' AND cancelled_by <> '' THEN ` + cancelledErrorAfter + ` ELSE $5 END,
 		lease_owner = NULL, lease_expires_at = NULL
 	WHERE id = $1 AND lease_owner = $2 AND attempt = $3 AND status = 'planning'
 	RETURNING id
@@ -82,7 +82,7 @@ WITH u AS (
 		cancelled_by = CASE WHEN cancel_requested THEN cancelled_by ELSE $3 END,
 		cancel_reason = CASE WHEN cancel_requested THEN cancel_reason ELSE $4 END,
 		status = CASE WHEN status = 'queued' THEN 'cancelled' ELSE status END,
-		error = CASE WHEN status = 'queued' THEN `+cancelledError+` ELSE error END,
+		error = CASE WHEN status = 'queued' THEN ` + cancelledError + ` ELSE error END,
 		finished_at = CASE WHEN status = 'queued' THEN now() ELSE finished_at END
 	WHERE id = $1 AND status IN ('queued', 'planning')
 	RETURNING id, status
@@ -136,7 +136,7 @@ RETURNING cancel_requested`,
 	finish: `
 WITH u AS (
 	UPDATE deployments SET status = $4, finished_at = now(), updated_at = now(),
-		error = CASE WHEN $4 = 'cancelled' AND cancelled_by <> '' THEN `+cancelledErrorAfter+` ELSE $5 END,
+		error = CASE WHEN $4 = 'cancelled' AND cancelled_by <> '' THEN ` + cancelledErrorAfter + ` ELSE $5 END,
 		lease_owner = NULL, lease_expires_at = NULL
 	WHERE id = $1 AND lease_owner = $2 AND attempt = $3 AND status IN ('building', 'pushing', 'deploying')
 	RETURNING id
@@ -192,7 +192,7 @@ WITH u AS (
 		cancelled_by = CASE WHEN cancel_requested THEN cancelled_by ELSE $3 END,
 		cancel_reason = CASE WHEN cancel_requested THEN cancel_reason ELSE $4 END,
 		status = CASE WHEN status = 'queued' AND NOT target_touched THEN 'cancelled' ELSE status END,
-		error = CASE WHEN status = 'queued' AND NOT target_touched THEN `+cancelledError+` ELSE error END,
+		error = CASE WHEN status = 'queued' AND NOT target_touched THEN ` + cancelledError + ` ELSE error END,
 		finished_at = CASE WHEN status = 'queued' AND NOT target_touched THEN now() ELSE finished_at END
 	WHERE id = $1 AND status IN ('queued', 'building', 'pushing', 'deploying')
 	RETURNING id, status
