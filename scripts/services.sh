@@ -4,9 +4,14 @@
 #   scripts/services.sh up DIR     install what is missing, start the services, write DIR/env
 #   scripts/services.sh down DIR   stop what `up` started in DIR and remove DIR (safe to repeat)
 #
-# SLIPWAY_SERVICES (default "postgres,docker,registry,swarm") picks what `up` starts, for example
-# SLIPWAY_SERVICES=postgres for just a database. "swarm" needs "docker"; the base image
-# slipway-test/busybox:latest is imported whenever "docker" runs.
+# SLIPWAY_SERVICES (default "postgres,docker,registry,swarm,promtool") picks what `up` starts, for
+# example SLIPWAY_SERVICES=postgres for just a database. "swarm" needs "docker"; the base image
+# slipway-test/busybox:latest is imported whenever "docker" runs; "promtool" starts nothing but
+# installs Prometheus's promtool, which only the metrics tests need (a 100 MB package).
+#
+# Packages are installed with apt-get when missing, without starting their system services and
+# without leaving them enabled at boot: this script's daemons are private to DIR, and a dockerd or
+# PostgreSQL that came back on the next boot would be a surprise.
 #
 # DIR/env holds `export NAME=value` lines: SLIPWAY_TEST_DATABASE_URL, SLIPWAY_TEST_PG_BIN, DOCKER_HOST,
 # SLIPWAY_TEST_DOCKER_CLI, SLIPWAY_TEST_BASE_IMAGE, SLIPWAY_TEST_REGISTRY, SLIPWAY_TEST_SERVICES_DIR,
@@ -33,7 +38,10 @@
 # was reused, a developer's own PostgreSQL, another test run's services).
 set -euo pipefail
 
-PG_BIN=/usr/lib/postgresql/15/bin
+# shellcheck source=scripts/prereqs.sh
+source "$(dirname "${BASH_SOURCE[0]}")/prereqs.sh"
+
+PG_BIN=
 BASE_IMAGE=slipway-test/busybox:latest
 MARKER=.slipway-services
 
@@ -49,7 +57,7 @@ usage() {
 # /proc/self/mountinfo and the command lines in /proc are compared against it, so it must be canonical.
 abs_dir() { realpath -m -- "$1"; }
 
-want() { [[ ",${SLIPWAY_SERVICES:-postgres,docker,registry,swarm}," == *",$1,"* ]]; }
+want() { [[ ",${SLIPWAY_SERVICES:-postgres,docker,registry,swarm,promtool}," == *",$1,"* ]]; }
 
 # ---------------------------------------------------------------------------------------------------
 # ports
@@ -85,13 +93,64 @@ free_port() {
 
 pkg_installed() { [[ $(dpkg-query -W -f='${Status}' "$1" 2>/dev/null) == "install ok installed" ]]; }
 
+# find_pg_bin sets PG_BIN to an installed PostgreSQL's bin dir: 15 (what Debian 12 ships and CI
+# runs) when present, else the newest installed major from 15 on.
+find_pg_bin() {
+	local d v best=
+	PG_BIN=
+	for d in /usr/lib/postgresql/*/bin; do
+		v=${d%/bin}
+		v=${v##*/}
+		if ! [[ $v =~ ^[0-9]+$ ]] || ((v < 15)); then continue; fi
+		[[ -x $d/initdb && -x $d/pg_ctl && -x $d/postgres && -x $d/psql ]] || continue
+		((v == 15)) && { PG_BIN=$d; return 0; }
+		[[ -z $best ]] || ((v > ${best%%:*})) && best="$v:$d"
+	done
+	[[ -z $best ]] || PG_BIN=${best#*:}
+}
+
+# pg_packages prints the packages that install PostgreSQL: 15 where the archive has it (Debian 12),
+# else the distribution's default major (Ubuntu 24.04: 16).
+pg_packages() {
+	if [[ -n $(apt-cache policy postgresql-15 2>/dev/null | awk '$1 == "Candidate:" && $2 != "(none)"') ]]; then
+		echo postgresql-15 postgresql-client-15
+	else
+		echo postgresql postgresql-client
+	fi
+}
+
+# enabled_units lists the symlinks that make systemd start a unit at boot.
+enabled_units() {
+	[[ -d /etc/systemd/system ]] || return 0
+	find /etc/systemd/system -mindepth 2 -maxdepth 2 \( -path '*.wants/*' -o -path '*.requires/*' \) 2>/dev/null | sort
+}
+
+# disable_new_units BEFORE: disables every unit enabled since the BEFORE listing of enabled_units
+# (docker.io, containerd, postgresql, docker-registry and prometheus enable theirs on install).
+# `systemctl disable` works without a running systemd (it only edits links), and package upgrades
+# keep a unit disabled.
+disable_new_units() {
+	local before=$1 unit
+	local -a units
+	mapfile -t units < <(comm -13 <(printf '%s\n' "$before") <(enabled_units) | sed 's#.*/##' | sort -u)
+	for unit in "${units[@]}"; do
+		[[ -n $unit ]] || continue
+		if systemctl disable --no-reload "$unit" >/dev/null 2>&1; then
+			log "installed $unit left disabled at boot"
+		else
+			log "warning: could not disable $unit at boot; run: systemctl disable $unit"
+		fi
+	done
+}
+
 ensure_packages() {
 	local need=()
 	if want postgres; then
-		[[ -x $PG_BIN/initdb && -x $PG_BIN/pg_ctl && -x $PG_BIN/postgres ]] || need+=(postgresql-15)
-		# pgbench and psql: Debian ships $PG_BIN/pgbench in postgresql-15 itself (server package) and
-		# psql in postgresql-client-15, a dependency of it; /usr/bin/{psql,pgbench} are pg_wrapper links.
-		[[ -x $PG_BIN/psql ]] || need+=(postgresql-client-15)
+		find_pg_bin
+		# psql is in postgresql-client-N, a dependency of postgresql-N; pgbench is in the server
+		# package; /usr/bin/{psql,pgbench} are pg_wrapper links.
+		# shellcheck disable=SC2207
+		[[ -n $PG_BIN ]] || need+=($(pg_packages))
 	fi
 	if want docker || want swarm; then
 		command -v dockerd >/dev/null || need+=(docker.io)
@@ -102,13 +161,17 @@ ensure_packages() {
 		command -v docker-registry >/dev/null || need+=(docker-registry)
 	fi
 	command -v git >/dev/null || need+=(git) # Slipway's git mirror cache; tests make real repos
+	command -v curl >/dev/null || need+=(curl) # the registry's readiness check below
 	# promtool checks the /metrics output for real. Debian has no smaller package that ships it (no
 	# prometheus-promtool); prometheus is a 19 MB download, 96 MB of its own installed, and pulls a few
 	# small libjs-* packages for its web UI. Its service is never started (see policy-rc.d below).
-	command -v promtool >/dev/null || need+=(prometheus)
+	# Only the tests want it: `make run` leaves it out of SLIPWAY_SERVICES.
+	if want promtool; then
+		command -v promtool >/dev/null || need+=(prometheus)
+	fi
 
 	((${#need[@]})) || return 0
-	[[ $(id -u) == 0 ]] || die "missing packages (${need[*]}) and not root to install them"
+	prereq_apt "${need[*]}"
 	log "installing: ${need[*]}"
 
 	# docker.io's and prometheus's maintainer scripts start their system services (a dockerd on
@@ -121,13 +184,19 @@ ensure_packages() {
 		chmod 755 /usr/sbin/policy-rc.d
 		own_policy=1
 	fi
-	local rc=0
+	local rc=0 units
+	units=$(enabled_units)
 	{
 		DEBIAN_FRONTEND=noninteractive apt-get update -q &&
 			DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${need[@]}"
 	} >&2 || rc=$?
 	[[ -z $own_policy ]] || rm -f /usr/sbin/policy-rc.d
+	disable_new_units "$units"
 	((rc == 0)) || die "apt-get install ${need[*]} failed"
+	if want postgres; then
+		find_pg_bin
+		[[ -n $PG_BIN ]] || die "no PostgreSQL 15 or newer under /usr/lib/postgresql after installing ${need[*]}"
+	fi
 }
 
 # ---------------------------------------------------------------------------------------------------
@@ -138,12 +207,15 @@ record() { echo "$2" >"$DIR/pids/$1.pid"; }
 
 # ours PID: true while PID is alive and its command line names a path inside DIR (so it is one of
 # ours: every daemon gets DIR/... on its command line). Never true for this script or its callers.
+# It forks nothing: `down` asks it about every candidate process, and forks are what a busy
+# machine makes slow.
 ours() {
-	local pid=$1 cmd
+	local pid=$1
+	local -a args
 	[[ $pid =~ ^[0-9]+$ ]] || return 1
 	is_ancestor "$pid" && return 1
-	cmd=$(tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline") || return 1
-	[[ $cmd == *"$DIR/"* ]]
+	mapfile -d '' args 2>/dev/null <"/proc/$pid/cmdline" || return 1
+	[[ " ${args[*]} " == *"$DIR/"* ]]
 }
 
 # is_ancestor PID: true for this shell and the processes above it.
@@ -161,17 +233,18 @@ is_ancestor() {
 	[[ $ANCESTORS == *" $1 "* || $1 == "$BASHPID" ]]
 }
 
-# stop_pid NAME [SECONDS]: TERM the recorded process, wait, then KILL.
+# stop_pid NAME [SECONDS [SIGNAL]]: send SIGNAL (default TERM) to the recorded process, wait up to
+# SECONDS, then KILL.
 stop_pid() {
-	local name=$1 secs=${2:-20} f="$DIR/pids/$1.pid" pid i
+	local name=$1 secs=${2:-20} sig=${3:-TERM} f="$DIR/pids/$1.pid" pid i
 	[[ -f $f ]] || return 0
 	pid=$(<"$f")
 	if ours "$pid"; then
 		log "stopping $name (pid $pid)"
-		kill -TERM "$pid" 2>/dev/null || true
-		for ((i = 0; i < secs * 10; i++)); do
+		kill "-$sig" "$pid" 2>/dev/null || true
+		for ((i = 0; i < secs * 20; i++)); do
 			ours "$pid" || break
-			sleep 0.1
+			sleep 0.05
 		done
 		if ours "$pid"; then
 			log "$name (pid $pid) still alive after ${secs}s: KILL"
@@ -183,6 +256,15 @@ stop_pid() {
 		fi
 	fi
 	rm -f "$f"
+}
+
+# signal_pid NAME SIGNAL: send SIGNAL to the recorded process if it is ours; stop_pid waits for it.
+signal_pid() {
+	local f="$DIR/pids/$1.pid" pid
+	[[ -f $f ]] || return 0
+	pid=$(<"$f")
+	ours "$pid" || return 0
+	kill "-$2" "$pid" 2>/dev/null || true
 }
 
 # start_bg NAME LOGFILE CMD...: start CMD detached from our terminal and pipes (so a caller that
@@ -212,6 +294,7 @@ start_postgres() {
 		cat "$DIR/pg-initdb.log" >&2
 		die "initdb failed"
 	}
+	echo "$PG_BIN" >"$DIR/pg-bin" # for `down` and for the log: which PostgreSQL this is
 	cat >>"$DIR/pg/postgresql.conf" <<-EOF
 
 		# slipway test settings (scripts/services.sh)
@@ -397,6 +480,8 @@ write_env() {
 }
 
 cmd_up() {
+	prereq_linux
+	prereq_root "scripts/services.sh up"
 	want swarm && ! want docker && die "SLIPWAY_SERVICES: swarm needs docker"
 	# Unix socket paths are limited to 107 bytes; the longest one under DIR is the containerd socket.
 	((${#DIR} <= 60)) || die "DIR '$DIR' is too long for unix socket paths (keep it under 60 characters)"
@@ -454,10 +539,14 @@ unmount_under_dir() {
 
 # kill_leftovers: processes dockerd started (its containerd, containerd-shims, a docker-proxy) that
 # outlived a dockerd killed with KILL. They are found by DIR in their command line, so only ours.
+# One grep over every command line finds the candidates: asking `ours` about each of the machine's
+# processes took seconds on a busy machine with a thousand of them.
 kill_leftovers() {
-	local p exe pids=()
-	for p in /proc/[0-9]*; do
+	local p exe pids=() candidates
+	mapfile -t candidates < <(grep -lsaF -- "$DIR/" /proc/[0-9]*/cmdline 2>/dev/null || true)
+	for p in "${candidates[@]}"; do
 		p=${p#/proc/}
+		p=${p%/cmdline}
 		ours "$p" || continue
 		exe=$(readlink "/proc/$p/exe" 2>/dev/null) || continue
 		case ${exe##*/} in
@@ -469,7 +558,13 @@ kill_leftovers() {
 	((${#pids[@]})) || return 0
 	log "killing leftover processes: ${pids[*]}"
 	kill -KILL "${pids[@]}" 2>/dev/null || true
-	sleep 0.5
+	local i alive
+	for ((i = 0; i < 100; i++)); do
+		alive=
+		for p in "${pids[@]}"; do ours "$p" && alive=1 && break; done
+		[[ -n $alive ]] || break
+		sleep 0.05
+	done
 }
 
 cmd_down() {
@@ -486,32 +581,40 @@ cmd_down() {
 		fi
 		die "$DIR has no $MARKER: not a services dir, refusing to remove it"
 	fi
+	prereq_root "scripts/services.sh down"
 	mkdir -p "$DIR/pids"
-	local t0=$SECONDS
+	local t0=$EPOCHREALTIME
 
-	# Docker: swarm first (else swarm restarts the task containers we remove), then all containers,
-	# then the engine, which stops its containerd on the way out.
+	# Everything here is thrown away with DIR, so nothing gets a graceful goodbye it does not need.
+	# The three stop at once; each is then waited for.
+	local swarm=
 	if [[ -f $DIR/pids/dockerd.pid ]] && ours "$(<"$DIR/pids/dockerd.pid")"; then
-		local docker=/usr/bin/docker
+		local docker=/usr/bin/docker ids
 		[[ -x $docker ]] || docker=$(command -v docker)
 		export DOCKER_HOST="unix://$DIR/docker.sock"
-		timeout 30 "$docker" swarm leave --force >/dev/null 2>&1 || true
-		local ids
-		ids=$(timeout 30 "$docker" ps -aq 2>/dev/null || true)
-		if [[ -n $ids ]]; then
+		swarm=$(timeout 10 "$docker" info --format '{{.Swarm.LocalNodeState}}' 2>/dev/null || true)
+		if [[ $swarm == active ]]; then
+			# Services first, else swarm restarts the task containers removed below.
+			ids=$(timeout 10 "$docker" service ls -q 2>/dev/null || true)
 			# shellcheck disable=SC2086
-			timeout 60 "$docker" rm -f $ids >/dev/null 2>&1 || true
+			[[ -z $ids ]] || timeout 30 "$docker" service rm $ids >/dev/null 2>&1 || true
 		fi
+		ids=$(timeout 30 "$docker" ps -aq 2>/dev/null || true)
+		# shellcheck disable=SC2086
+		[[ -z $ids ]] || timeout 60 "$docker" rm -f $ids >/dev/null 2>&1 || true
 	fi
-	stop_pid dockerd 30
-
+	# A swarm member's dockerd waits 5 s on SIGTERM for an ingress network that never goes away
+	# here (--bridge=none), and `swarm leave` waits the same 5 s; with the containers gone and the
+	# data root deleted next, KILL loses nothing (kill_leftovers takes its containerd).
+	local dockerd_sig=TERM
+	[[ $swarm == active ]] && dockerd_sig=KILL
+	# SIGINT is PostgreSQL's fast shutdown: sessions are cut, nothing is waited for.
+	signal_pid postgres INT
+	signal_pid dockerd "$dockerd_sig"
+	signal_pid registry TERM
+	stop_pid dockerd 30 "$dockerd_sig"
 	stop_pid registry 10
-
-	if [[ -f $DIR/pg/postmaster.pid ]] && ours "$(head -n1 "$DIR/pg/postmaster.pid" 2>/dev/null)"; then
-		log "stopping postgres"
-		runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$DIR/pg" -m fast -w -t 30 stop >/dev/null 2>&1 || true
-	fi
-	stop_pid postgres 10
+	stop_pid postgres 10 INT
 
 	kill_leftovers
 	unmount_under_dir
@@ -520,7 +623,13 @@ cmd_down() {
 		unmount_under_dir
 		rm -rf -- "$DIR"
 	}
-	log "down in $((SECONDS - t0)) s"
+	log "down in $(elapsed_since "$t0") s"
+}
+
+# elapsed_since EPOCHREALTIME: seconds since then, to a tenth.
+elapsed_since() {
+	local t0=${1/[.,]/} t1=${EPOCHREALTIME/[.,]/}
+	printf '%d.%d' $(((t1 - t0) / 1000000)) $((((t1 - t0) % 1000000) / 100000))
 }
 
 # ---------------------------------------------------------------------------------------------------

@@ -7,7 +7,11 @@ set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
-command -v go >/dev/null || export PATH="/usr/local/go/bin:$PATH"
+# shellcheck source=scripts/prereqs.sh
+source "$root/scripts/prereqs.sh"
+prereq_linux
+prereq_root "make test"
+prereq_go "$root"
 
 # Always under /tmp, not $TMPDIR: unix socket paths under the dir must stay short (see services.sh).
 dir=$(mktemp -d /tmp/slipway-test.XXXXXX)
