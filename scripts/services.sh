@@ -4,10 +4,11 @@
 #   scripts/services.sh up DIR     install what is missing, start the services, write DIR/env
 #   scripts/services.sh down DIR   stop what `up` started in DIR and remove DIR (safe to repeat)
 #
-# SLIPWAY_SERVICES (default "postgres,docker,registry,swarm,promtool") picks what `up` starts, for
-# example SLIPWAY_SERVICES=postgres for just a database. "swarm" needs "docker"; the base image
-# slipway-test/busybox:latest is imported whenever "docker" runs; "promtool" starts nothing but
-# installs Prometheus's promtool, which only the metrics tests need (a 100 MB package).
+# SLIPWAY_SERVICES (default "postgres,docker,registry,swarm,promtool,browser") picks what `up`
+# starts, for example SLIPWAY_SERVICES=postgres for just a database. "swarm" needs "docker"; the base
+# image slipway-test/busybox:latest is imported whenever "docker" runs; "promtool" starts nothing but
+# installs Prometheus's promtool, which only the metrics tests need (a 100 MB package); "browser"
+# starts nothing but installs Debian's chromium, which the dashboard's browser test drives headless.
 #
 # Packages are installed with apt-get when missing, without starting their system services and
 # without leaving them enabled at boot: this script's daemons are private to DIR, and a dockerd or
@@ -57,7 +58,7 @@ usage() {
 # /proc/self/mountinfo and the command lines in /proc are compared against it, so it must be canonical.
 abs_dir() { realpath -m -- "$1"; }
 
-want() { [[ ",${SLIPWAY_SERVICES:-postgres,docker,registry,swarm,promtool}," == *",$1,"* ]]; }
+want() { [[ ",${SLIPWAY_SERVICES:-postgres,docker,registry,swarm,promtool,browser}," == *",$1,"* ]]; }
 
 # ---------------------------------------------------------------------------------------------------
 # ports
@@ -168,6 +169,12 @@ ensure_packages() {
 	# Only the tests want it: `make run` leaves it out of SLIPWAY_SERVICES.
 	if want promtool; then
 		command -v promtool >/dev/null || need+=(prometheus)
+	fi
+	# The dashboard's browser test (internal/e2e/browser_test.go) drives it headless; never a
+	# downloaded browser.
+	if want browser; then
+		command -v chromium >/dev/null || need+=(chromium)
+		pkg_installed fonts-liberation || need+=(fonts-liberation) # text in its screenshots
 	fi
 
 	((${#need[@]})) || return 0

@@ -102,8 +102,14 @@ func (s *Service) passwordLogin(w http.ResponseWriter, r *http.Request, render L
 		render(w, r, http.StatusUnauthorized, page)
 		return
 	}
-	if err := s.startSession(w, r, Principal{Name: name, Role: role, Via: ViaPassword}, client); err != nil {
-		s.log.ErrorContext(ctx, "opening session", "err", err)
+	s.loggedIn(w, r, render, page, Principal{Name: name, Role: role, Via: ViaPassword}, client)
+}
+
+// loggedIn opens a session for p, whichever way it logged in, and sends the browser on to where
+// it was going; the form again, with why, when the session cannot be recorded.
+func (s *Service) loggedIn(w http.ResponseWriter, r *http.Request, render LoginRenderer, page LoginPage, p Principal, client string) {
+	if err := s.startSession(w, r, p, client); err != nil {
+		s.log.ErrorContext(r.Context(), "opening session", "err", err)
 		page.Error = "Logins cannot be recorded right now; try again shortly."
 		render(w, r, http.StatusServiceUnavailable, page)
 		return

@@ -251,13 +251,7 @@ func (s *Service) OIDCCallbackHandler(render LoginRenderer) http.Handler {
 			render(w, r, http.StatusForbidden, page)
 			return
 		}
-		if err := s.startSession(w, r, Principal{Name: name, Role: role, Via: ViaOIDC}, client); err != nil {
-			s.log.ErrorContext(ctx, "opening session", "err", err)
-			page.Error = "Logins cannot be recorded right now; try again shortly."
-			render(w, r, http.StatusServiceUnavailable, page)
-			return
-		}
-		http.Redirect(w, r, page.Next, http.StatusSeeOther)
+		s.loggedIn(w, r, render, page, Principal{Name: name, Role: role, Via: ViaOIDC}, client)
 	})
 }
 

@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/slipway-dev/slipway/internal/typo"
 )
 
 // envVar is one SLIPWAY_* variable: the key of the file it sets, and how.
@@ -220,43 +222,16 @@ func (c Config) UnknownEnv(env []string) []string {
 	return out
 }
 
-// closest is the name of known nearest to name, "" when none is near enough to be a typo.
+// closest is the name of known nearest to name, "" when none is near enough to be a typo: a
+// third of the name may differ (SLIPWAY_DATABSE_URL, SLIPWAY_WORKER); more is another name.
 func closest(name string, known []string) string {
-	best, bestDist := "", 0
-	for _, k := range known {
-		d := editDistance(strings.TrimPrefix(name, "SLIPWAY_"), strings.TrimPrefix(k, "SLIPWAY_"))
-		if best == "" || d < bestDist {
-			best, bestDist = k, d
-		}
+	bare := make([]string, len(known))
+	for i, k := range known {
+		bare[i] = strings.TrimPrefix(k, "SLIPWAY_")
 	}
-	// A third of the name may differ (SLIPWAY_DATABSE_URL, SLIPWAY_WORKER); more is another name.
-	if bestDist > max(2, len(strings.TrimPrefix(name, "SLIPWAY_"))/3) {
-		return ""
+	short := strings.TrimPrefix(name, "SLIPWAY_")
+	if near := typo.Closest(short, bare, max(2, len(short)/3)); near != "" {
+		return "SLIPWAY_" + near
 	}
-	return best
-}
-
-// editDistance is the Levenshtein distance of a and b, with a swap of neighbours costing one.
-func editDistance(a, b string) int {
-	prev2 := make([]int, len(b)+1)
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-			if i > 1 && j > 1 && a[i-1] == b[j-2] && a[i-2] == b[j-1] {
-				cur[j] = min(cur[j], prev2[j-2]+1)
-			}
-		}
-		prev2, prev, cur = prev, cur, prev2
-	}
-	return prev[len(b)]
+	return ""
 }

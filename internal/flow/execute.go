@@ -171,7 +171,7 @@ func (e *Executor) execute(ctx context.Context, p plan) error {
 	}
 	lw.Logf("rolling out %s to %s %s (live: %s)", image, spec.Destination.Platform, spec.Destination.Name(), cmp.Or(r.Previous, "none"))
 	dctx, cancel := context.WithTimeoutCause(ctx, e.cfg.DeployTimeout,
-		fmt.Errorf("the deploy stage did not finish within %s (stages.deploy_timeout)", e.cfg.DeployTimeout))
+		fmt.Errorf("the deploy stage did not finish within %s (stages.deploy_timeout): %w", e.cfg.DeployTimeout, context.DeadlineExceeded))
 	defer cancel()
 	var err error
 	if spec.RollbackOf == 0 {

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/goccy/go-yaml/ast"
+	"github.com/slipway-dev/slipway/internal/typo"
 )
 
 // position is a 1-based line and column in the source.
@@ -151,7 +152,7 @@ func (d *decoder) fields(entries []entry, allowed ...string) map[string]entry {
 	for _, e := range entries {
 		if !slices.Contains(allowed, e.key) {
 			msg := "unknown key"
-			if s := suggest(e.key, allowed); s != "" {
+			if s := typo.Closest(e.key, allowed, 2); s != "" {
 				msg += fmt.Sprintf(" (did you mean %q?)", s)
 			} else {
 				msg += fmt.Sprintf(" (allowed: %s)", strings.Join(allowed, ", "))
@@ -330,38 +331,4 @@ func quoteHint(n ast.Node) string {
 		}
 	}
 	return ""
-}
-
-// suggest returns the allowed key closest to a misspelt one, if it is close.
-func suggest(key string, allowed []string) string {
-	best, bestDist := "", 3
-	for _, a := range allowed {
-		if dist := editDistance(key, a); dist < bestDist {
-			best, bestDist = a, dist
-		}
-	}
-	return best
-}
-
-func editDistance(a, b string) int {
-	if len(a) > 64 || len(b) > 64 {
-		return 64 // a long key is no typo of a short one; and keep this cheap on hostile input
-	}
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }

@@ -16,30 +16,23 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
-	"github.com/slipway-dev/slipway/internal/dockercli/dockertest"
+	"github.com/slipway-dev/slipway/internal/testenv"
 )
 
 // startAuthRegistry runs a second docker-registry that only accepts bearer tokens from a token
 // server served by this test, which hands them out for user and password only. It returns the
 // registry's host:port.
 //
-// Token auth rather than htpasswd: the registry's htpasswd needs bcrypt hashes, which neither the
-// standard library nor this module's dependencies make, and no htpasswd tool is installed here.
-// The password check happens in the token server instead; what the test proves is the same (the
-// docker engine and Digest present our credentials, a wrong password fails).
+// Token auth, as Docker Hub and most hosted registries do it (testenv.AuthRegistry covers basic
+// auth): what the test proves is that the docker engine and Digest present our credentials to the
+// token server, and a wrong password fails.
 func startAuthRegistry(t *testing.T, user, password string) string {
 	t.Helper()
-	bin, err := exec.LookPath("docker-registry")
-	if err != nil {
-		t.Fatalf("docker-registry (which scripts/services.sh installs with the test registry): %v", err)
-	}
 	dir := t.TempDir()
 	key, certPEM := signingKey(t)
 	if err := os.WriteFile(filepath.Join(dir, "root.pem"), certPEM, 0o644); err != nil {
@@ -57,68 +50,12 @@ func startAuthRegistry(t *testing.T, user, password string) string {
 	}))
 	t.Cleanup(tokens.Close)
 
-	port := dockertest.FreePort(t)
-	host := fmt.Sprintf("127.0.0.1:%d", port)
-	cfg := fmt.Sprintf(`version: 0.1
-log:
-  level: warn
-storage:
-  filesystem:
-    rootdirectory: %s/data
-http:
-  addr: %s
-auth:
-  token:
+	return testenv.RegistryWithAuth(t, dir, fmt.Sprintf(`token:
     realm: %s/token
     service: %s
     issuer: %s
     rootcertbundle: %s/root.pem
-`, dir, host, tokens.URL, service, issuer, dir)
-	if err := os.WriteFile(filepath.Join(dir, "config.yml"), []byte(cfg), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	logf, err := os.Create(filepath.Join(dir, "registry.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, "serve", filepath.Join(dir, "config.yml"))
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() { cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(10 * time.Second):
-			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-			<-exited
-		}
-		logf.Close()
-	})
-
-	deadline := time.Now().Add(2 * time.Minute) // only stops a hung test
-	for {
-		resp, err := http.Get("http://" + host + "/v2/")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusUnauthorized {
-				return host
-			}
-		}
-		select {
-		case <-exited:
-			log, _ := os.ReadFile(filepath.Join(dir, "registry.log"))
-			t.Fatalf("docker-registry exited:\n%s", log)
-		case <-time.After(100 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("docker-registry on %s did not answer with 401 within 2 minutes", host)
-		}
-	}
+`, tokens.URL, service, issuer, dir))
 }
 
 // signingKey makes the token issuer's key and a self-signed certificate for the registry's

@@ -19,13 +19,6 @@ import (
 // host:port on 127.0.0.1, which docker treats as insecure. It stops when t ends.
 func AuthRegistry(t testing.TB, user, password string) string {
 	t.Helper()
-	bin, err := exec.LookPath("docker-registry")
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("docker-registry is not installed: %v (scripts/services.sh installs it)", err)
-		}
-		t.Skipf("docker-registry is not installed: %v", err)
-	}
 	hash, err := bcrypt.GenerateFromPassword([]byte(password), bcrypt.MinCost)
 	if err != nil {
 		t.Fatal(err)
@@ -33,6 +26,21 @@ func AuthRegistry(t testing.TB, user, password string) string {
 	dir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(dir, "htpasswd"), []byte(user+":"+string(hash)+"\n"), 0o600); err != nil {
 		t.Fatal(err)
+	}
+	return RegistryWithAuth(t, dir, fmt.Sprintf(`htpasswd:
+    realm: slipway-test
+    path: %s/htpasswd
+`, dir))
+}
+
+// RegistryWithAuth starts docker-registry for t with its data under dir and the YAML auth
+// section auth (indented as under "auth:", its first line unindented), and returns its host:port
+// on 127.0.0.1 once /v2/ asks for a login. It stops when t ends.
+func RegistryWithAuth(t testing.TB, dir, auth string) string {
+	t.Helper()
+	bin, err := exec.LookPath("docker-registry")
+	if err != nil {
+		t.Fatalf("docker-registry (which scripts/services.sh installs with the test registry): %v", err)
 	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -45,16 +53,13 @@ log:
   level: warn
 storage:
   filesystem:
-    rootdirectory: %[1]s/data
+    rootdirectory: %s/data
   delete:
     enabled: true
 http:
-  addr: %[2]s
+  addr: %s
 auth:
-  htpasswd:
-    realm: slipway-test
-    path: %[1]s/htpasswd
-`, dir, host)
+  %s`, dir, host, auth)
 	if err := os.WriteFile(filepath.Join(dir, "config.yml"), []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -82,7 +87,7 @@ auth:
 		logf.Close()
 	})
 	// Up when /v2/ asks for the login; a hang guard only, it starts in well under a second.
-	deadline := time.Now().Add(time.Minute)
+	deadline := time.Now().Add(2 * time.Minute)
 	for {
 		resp, err := http.Get("http://" + host + "/v2/")
 		if err == nil {

@@ -271,6 +271,14 @@ func (d *Dashboard) failErr(w http.ResponseWriter, r *http.Request, err error) {
 }
 
 // idParam reads the {id} path parameter, answering 400 for anything but a positive integer.
+// allowedID is allowed, then idParam: the id of a page that needs want.
+func (d *Dashboard) allowedID(w http.ResponseWriter, r *http.Request, want auth.Role) (int64, bool) {
+	if _, ok := d.allowed(w, r, want); !ok {
+		return 0, false
+	}
+	return d.idParam(w, r)
+}
+
 func (d *Dashboard) idParam(w http.ResponseWriter, r *http.Request) (int64, bool) {
 	id, err := strconv.ParseInt(chi.URLParam(r, "id"), 10, 64)
 	if err != nil || id <= 0 {

@@ -45,10 +45,7 @@ type confirmView struct {
 
 func (d *Dashboard) confirmDeployment(a action) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		if _, ok := d.allowed(w, r, auth.RoleDeployer); !ok {
-			return
-		}
-		id, ok := d.idParam(w, r)
+		id, ok := d.allowedID(w, r, auth.RoleDeployer)
 		if !ok {
 			return
 		}
@@ -129,10 +126,7 @@ func (d *Dashboard) actDeployment(a action) http.HandlerFunc {
 }
 
 func (d *Dashboard) confirmRunCancel(w http.ResponseWriter, r *http.Request) {
-	if _, ok := d.allowed(w, r, auth.RoleDeployer); !ok {
-		return
-	}
-	id, ok := d.idParam(w, r)
+	id, ok := d.allowedID(w, r, auth.RoleDeployer)
 	if !ok {
 		return
 	}

@@ -128,10 +128,7 @@ type lineEvent struct {
 // logStream serves /deployments/{id}/logs/stream: the lines after Last-Event-ID (or ?after=),
 // then new ones as they come, then "event: end" once the deployment is final.
 func (d *Dashboard) logStream(w http.ResponseWriter, r *http.Request) {
-	if _, ok := d.allowed(w, r, auth.RoleViewer); !ok {
-		return
-	}
-	id, ok := d.idParam(w, r)
+	id, ok := d.allowedID(w, r, auth.RoleViewer)
 	if !ok {
 		return
 	}
@@ -225,10 +222,7 @@ func (d *Dashboard) streamErr(ctx context.Context, id int64, err error) {
 
 // logText serves a deployment's whole log as plain text, read a page at a time.
 func (d *Dashboard) logText(w http.ResponseWriter, r *http.Request) {
-	if _, ok := d.allowed(w, r, auth.RoleViewer); !ok {
-		return
-	}
-	id, ok := d.idParam(w, r)
+	id, ok := d.allowedID(w, r, auth.RoleViewer)
 	if !ok {
 		return
 	}

@@ -234,10 +234,7 @@ type deploymentView struct {
 const logPageLines = 1000
 
 func (d *Dashboard) deployment(w http.ResponseWriter, r *http.Request) {
-	if _, ok := d.allowed(w, r, auth.RoleViewer); !ok {
-		return
-	}
-	id, ok := d.idParam(w, r)
+	id, ok := d.allowedID(w, r, auth.RoleViewer)
 	if !ok {
 		return
 	}
@@ -313,10 +310,7 @@ type runView struct {
 }
 
 func (d *Dashboard) run(w http.ResponseWriter, r *http.Request) {
-	if _, ok := d.allowed(w, r, auth.RoleViewer); !ok {
-		return
-	}
-	id, ok := d.idParam(w, r)
+	id, ok := d.allowedID(w, r, auth.RoleViewer)
 	if !ok {
 		return
 	}

@@ -216,6 +216,8 @@ func TestCircuitBreakerRollsBack(t *testing.T) {
 	}
 }
 
+// Slipway's own deadline: Slipway puts the previous revision back, and the deployment fails
+// (not rolled_back, which is ECS's verdict) with the reason.
 func TestDeadlineRollsBack(t *testing.T) {
 	f := newFixture(t)
 	// The rollout never finishes; the deadline passes at the third read.
@@ -229,10 +231,11 @@ func TestDeadlineRollsBack(t *testing.T) {
 		}
 	}
 	err := f.tgt.Deploy(ctx, f.rollout("api", img("v2")), f.log.log)
-	if !errors.Is(err, deploy.ErrRolledBack) || !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("Deploy: %v, want ErrRolledBack and the deadline\n%s", err, f.log)
+	if errors.Is(err, deploy.ErrRolledBack) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Deploy: %v, want the deadline and not ErrRolledBack\n%s", err, f.log)
 	}
-	for _, want := range []string{"stages.deploy_timeout", "of api:6 was IN_PROGRESS: 1 running, 1 pending, 2 desired"} {
+	for _, want := range []string{"stages.deploy_timeout", "of api:6 was IN_PROGRESS: 1 running, 1 pending, 2 desired",
+		"Slipway rolled ECS service prod/api back to api:5"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q does not say %q", err, want)
 		}
@@ -583,8 +586,8 @@ func TestRetryAfterInterruptedAttempt(t *testing.T) {
 		}
 	}
 	err := f.tgt.Deploy(ctx, f.rollout("api", img("v2")), f.log.log)
-	if !errors.Is(err, deploy.ErrRolledBack) {
-		t.Fatalf("Deploy: %v, want ErrRolledBack\n%s", err, f.log)
+	if errors.Is(err, deploy.ErrRolledBack) || !strings.Contains(err.Error(), "Slipway rolled ECS service prod/api back to api:7") {
+		t.Fatalf("Deploy: %v, want a failure (Slipway's deadline) saying v1 runs again\n%s", err, f.log)
 	}
 	s := f.d.Service("api")
 	if s.TaskDef != tdARN("api", 7) {

@@ -244,6 +244,11 @@ func (u *update) revert(ctx context.Context, w *watch, previous, ours string, ca
 	if err == nil && v.end == succeeded {
 		say(u.log, "ECS service %s is back on %s", u.p, short(previous))
 		u.logger.WarnContext(rctx, "ECS service rolled back by Slipway", "cause", cause.Error())
+		if errors.Is(cause, context.DeadlineExceeded) {
+			// Slipway's own deadline, not ECS's verdict: the deployment failed, and the
+			// reason says the previous revision runs again.
+			return false, fmt.Errorf("%w; Slipway rolled ECS service %s back to %s", cause, u.p, short(previous))
+		}
 		return true, cause
 	}
 	if err == nil {
