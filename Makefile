@@ -39,8 +39,17 @@ services-up: ## start the test services in .services/ for development (then: sou
 services-down: ## stop the services of services-up and remove .services/
 	bash scripts/services.sh down $(SERVICES_DIR)
 
-run: ## run Slipway locally (scripts/run.sh)
+run: ## a local demo: Slipway, a sample repository and its first deploy; then scripts/demo-push.sh (scripts/run.sh)
 	bash scripts/run.sh
+
+IMAGE ?= slipway:dev
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+
+.PHONY: image
+image: ## build the container image (IMAGE=slipway:dev) with its version, commit and date stamped (Dockerfile)
+	docker build --build-arg VERSION=$(VERSION) \
+		--build-arg REVISION=$$(git rev-parse HEAD 2>/dev/null) \
+		--build-arg CREATED=$$(date -u +%Y-%m-%dT%H:%M:%SZ) -t $(IMAGE) .
 
 bench: ## run the benchmarks (scripts/bench.sh)
 	bash scripts/bench.sh

@@ -11,19 +11,23 @@
 #   go test -bench BenchmarkMonorepoPush ./internal/e2e: a monorepo push touching 1, 4, 8 services,
 #   each really built, by Slipway (4 and 8 workers) vs scripts/monorepo-baseline.sh (docker build,
 #   push, container replaced) sequential and parallel, with docker processes and CPU counted;
+#   scripts/dashboard-bench.sh: the dashboard's pages (p50/p95 server time, EXPLAIN of each query) on
+#   SLIPWAY_BENCH_DEPLOYMENTS seeded deployments, and RSS while 10 clients tail 4 live logs;
 #   then services.sh down (always).
 # The numbers are reported against the issue's targets; a missed target does not fail the script.
 #
 # Environment:
 #   SLIPWAY_BENCH_OUT        directory for the results (default /tmp/slipway-bench-results):
 #                            ingest.json, pickup.txt, pipeline.txt, deploy-overhead.txt, monorepo.txt,
-#                            handler.pprof (CPU profile of the handler)
+#                            dashboard.txt, dashboard-explain-<n>.txt, handler.pprof (CPU profile of the handler)
 #   SLIPWAY_BENCH_ARGS       extra flags for cmd/slipway-bench, e.g. "-duration 5s -concurrency 1,16"
 #   SLIPWAY_BENCH_PICKUPS    runs per pickup benchmark (default 300)
 #   SLIPWAY_BENCH_DEPLOYS    deploys per side in the deploy overhead benchmark (default 5; each pair
 #                            takes ~13 s)
 #   SLIPWAY_BENCH_N          services a push touches in the monorepo benchmark (default 1,4,8)
 #   SLIPWAY_BENCH_REPEAT     pushes per figure in the monorepo benchmark, medians (default 3)
+#   SLIPWAY_BENCH_DEPLOYMENTS deployments the dashboard benchmark seeds (default 1000000, ~10 log lines
+#                            each; seeding takes minutes on a small machine)
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -99,11 +103,15 @@ echo "bench.sh: monorepo push (N = ${SLIPWAY_BENCH_N:-1,4,8} services) vs script
 SLIPWAY_BENCH_SERVER_BIN=$bin go test -run '^$' -bench BenchmarkMonorepoPush -benchtime 1x -count 1 \
 	-timeout 60m ./internal/e2e | tee "$out/monorepo.txt" || status=$?
 
+# SLIPWAY_BENCH_DEPLOYMENTS reaches the script through the environment.
+echo "bench.sh: dashboard pages (target: p95 <= 50 ms) and live log tails" >&2
+SLIPWAY_BENCH_OUT=$out bash "$root/scripts/dashboard-bench.sh" || status=$?
+
 if [[ -s $out/handler.pprof ]]; then
 	echo
 	echo "CPU profile of the in-process webhook handler (load generator included), top functions by cumulative time:"
 	go tool pprof -top -cum -nodecount 35 "$out/handler.pprof" 2>/dev/null | sed -n '1,45p' || true
 fi
 echo
-echo "bench.sh: results in $out (ingest.json, pickup.txt, pipeline.txt, deploy-overhead.txt, monorepo.txt, handler.pprof: go tool pprof -http :0 $out/handler.pprof)"
+echo "bench.sh: results in $out (ingest.json, pickup.txt, pipeline.txt, deploy-overhead.txt, monorepo.txt, dashboard.txt, handler.pprof: go tool pprof -http :0 $out/handler.pprof)"
 exit "$status"

@@ -239,7 +239,25 @@ func Load(explicitPath string, env []string) (Config, error) {
 	if err := cfg.Validate(); err != nil {
 		return Config{}, fmt.Errorf("config: %w", err)
 	}
+	cfg.Policy.Registries = cfg.RegistryHosts()
 	return cfg, nil
+}
+
+// RegistryHosts are the registry hosts this config names: registries[], and with AWS on, the ECR
+// registries of its region and the ECR registry override. The policy lets rules without images
+// push to these only.
+func (c *Config) RegistryHosts() []string {
+	var hosts []string
+	for _, r := range c.Registries {
+		hosts = append(hosts, strings.ToLower(r.Host))
+	}
+	if c.AWS.Enabled() {
+		hosts = append(hosts, "*.dkr.ecr."+strings.ToLower(c.AWS.Region)+".amazonaws.com")
+		if o := c.AWS.ECR.RegistryOverride; o != "" {
+			hosts = append(hosts, strings.ToLower(o))
+		}
+	}
+	return hosts
 }
 
 // Validate checks every key and names each bad one. It also canonicalises repositories and orgs

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -353,5 +354,24 @@ func TestWebhookSecretsValidation(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// A rule without images may push to the registries the config names, and no other host: Load
+// hands the policy those hosts.
+func TestLoadGivesThePolicyItsRegistries(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "slipway.yml")
+	body := "registries:\n  - host: Registry.Example.com:5000\naws:\n  region: eu-west-1\n  ecr:\n    registry_override: 127.0.0.1:5001\n"
+	if err := os.WriteFile(file, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := Load(file, []string{"SLIPWAY_DATABASE_URL=postgres://x@localhost/y", "SLIPWAY_WEBHOOK_SECRET=long-enough-secret"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"registry.example.com:5000", "*.dkr.ecr.eu-west-1.amazonaws.com", "127.0.0.1:5001"}
+	if !slices.Equal(cfg.Policy.Registries, want) {
+		t.Errorf("policy registries %q, want %q", cfg.Policy.Registries, want)
 	}
 }

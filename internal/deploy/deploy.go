@@ -69,7 +69,9 @@ type Run struct {
 	Message    string `json:"message"`
 	Status     Status `json:"status"`
 	Error      string `json:"error,omitempty"`
-	Attempt    int    `json:"attempt"`
+	// Reason says why a skipped run deployed nothing: not an error.
+	Reason  string `json:"reason,omitempty"`
+	Attempt int    `json:"attempt"`
 	// CancelledBy and CancelReason say who asked for a cancel, and why.
 	CancelledBy  string     `json:"cancelled_by,omitempty"`
 	CancelReason string     `json:"cancel_reason,omitempty"`

@@ -96,7 +96,8 @@ func finishStatus(err error) string {
 }
 
 func TestPlanner(t *testing.T) {
-	allow := pipeline.Policy{Rules: []pipeline.Rule{{Repo: "acme/*", Targets: []string{"swarm:*", "docker:*"}}}}
+	allow := pipeline.Policy{Rules: []pipeline.Rule{{Repo: "acme/*", Targets: []string{"swarm:*", "docker:*"}}},
+		Registries: []string{"registry.example.com"}}
 	f := newPlanFixture(t, allow)
 	first := f.repo.CommitFiles("change", map[string]string{".slipway.yml": twoServices, "api/main.go": "1", "web/index.html": "1"})
 

@@ -28,6 +28,10 @@ type Policy struct {
 	// other repository may change it. Without a match, such a target is refused, even under
 	// AllowAll.
 	Adopt []string `json:"adopt" yaml:"adopt"`
+	// Registries are the registry hosts the server's config names (path.Match patterns, like
+	// "*.dkr.ecr.eu-west-1.amazonaws.com"): a rule without Images allows images on these only.
+	// The config fills it; it is not a key of its own.
+	Registries []string `json:"-" yaml:"-"`
 }
 
 // Adopts reports whether the policy lets Slipway take over t when it finds it unowned.
@@ -52,7 +56,8 @@ func (p Policy) Adopts(t deploy.Destination) bool {
 // segment, ** across them): "registry.example.com/acme/*", "registry.example.com/acme/**". It
 // must name the registry host, since the host is what a pipeline file could otherwise point the
 // server at; Docker Hub is docker.io (an image "acme/api" is docker.io/acme/api). A rule without
-// Images allows any image, as rules did before they had them: give every rule its images.
+// Images allows the images on the registries the server's config names (Policy.Registries), so a
+// pipeline file can never make the server contact a host of its own choosing.
 type Rule struct {
 	Repo    string   `json:"repo" yaml:"repo"`
 	Targets []string `json:"targets" yaml:"targets"`
@@ -110,17 +115,19 @@ func (p Policy) Check(repo string, t deploy.Destination) error {
 
 // CheckImage returns nil if repo may push to and deploy the image repository image (a pipeline
 // file's image, without tag), and otherwise an error wrapping ErrNotAllowed that names the
-// repository, the image and its registry host. A rule of repo without images allows any image.
+// repository, the image and its registry host. A rule of repo without images allows the images
+// on the configured registries.
 func (p Policy) CheckImage(repo, image string) error {
 	if p.AllowAll {
 		return nil
 	}
 	name := normalizeImage(image)
+	host, _, _ := strings.Cut(name, "/")
 	for _, r := range p.Rules {
 		if !r.matchesRepo(repo) {
 			continue
 		}
-		if len(r.Images) == 0 {
+		if len(r.Images) == 0 && p.knownRegistry(host) {
 			return nil
 		}
 		for _, pat := range r.Images {
@@ -129,8 +136,17 @@ func (p Policy) CheckImage(repo, image string) error {
 			}
 		}
 	}
-	host, _, _ := strings.Cut(name, "/")
-	return fmt.Errorf("repository %s may not push image %s (registry %s): %w", repo, image, host, ErrNotAllowed)
+	return fmt.Errorf("repository %s may not push image %s (registry %s: name it in the rule's images, or in registries[]): %w",
+		repo, image, host, ErrNotAllowed)
+}
+
+func (p Policy) knownRegistry(host string) bool {
+	for _, pat := range p.Registries {
+		if ok, _ := path.Match(strings.ToLower(pat), host); ok {
+			return true
+		}
+	}
+	return false
 }
 
 // CheckSpec checks what a deployment would do: repo deploying to spec's destination, with an

@@ -130,13 +130,14 @@ func TestPolicyAdopts(t *testing.T) {
 
 // Issue 7, item 11: the policy did not say which image repositories a repository may push to,
 // so a pipeline file could make the server contact any registry host. A rule's images limit
-// them; allow_all still allows every image, and a rule without images any (as before).
+// them; allow_all still allows every image, and a rule without images those on the registries the
+// server's config names, and no other.
 func TestPolicyCheckImage(t *testing.T) {
 	policy := Policy{Rules: []Rule{
 		{Repo: "acme/shop", Targets: []string{"swarm:*"}, Images: []string{"registry.example.com/acme/*", "registry.example.com:5000/shop/**"}},
 		{Repo: "acme/*", Targets: []string{"docker:*"}, Images: []string{"docker.io/acme/*"}},
 		{Repo: "legacy/app", Targets: []string{"docker:*"}},
-	}}
+	}, Registries: []string{"registry.example.com", "*.dkr.ecr.eu-west-1.amazonaws.com"}}
 	tests := []struct {
 		name   string
 		policy Policy
@@ -156,7 +157,10 @@ func TestPolicyCheckImage(t *testing.T) {
 		{"Docker Hub of another owner", policy, "acme/blog", "evil/blog", false},
 		{"a rule of another repository does not count", policy, "acme/blog", "registry.example.com/acme/api", false},
 		{"repository with no rule", policy, "other/repo", "docker.io/acme/x", false},
-		{"rule without images", policy, "legacy/app", "anywhere.example.org/x", true},
+		{"rule without images, a configured registry", policy, "legacy/app", "registry.example.com/x", true},
+		{"rule without images, ECR of the region", policy, "legacy/app", "123456789012.dkr.ecr.eu-west-1.amazonaws.com/x", true},
+		{"rule without images, ECR of another region", policy, "legacy/app", "123456789012.dkr.ecr.us-east-1.amazonaws.com/x", false},
+		{"rule without images, any other host", policy, "legacy/app", "anywhere.example.org/x", false},
 		{"allow_all", Policy{AllowAll: true}, "acme/shop", "evil.example.net/x", true},
 		{"empty policy", Policy{}, "acme/shop", "registry.example.com/acme/api", false},
 	}

@@ -17,7 +17,11 @@ const runColumns = `id, coalesce(delivery_id, ''), trigger, repo, ref, branch, b
 func scanRun(row pgx.CollectableRow) (deploy.Run, error) {
 	var r deploy.Run
 	err := row.Scan(&r.ID, &r.DeliveryID, &r.Trigger, &r.Repo, &r.Ref, &r.Branch, &r.BeforeSHA, &r.AfterSHA,
-		&r.CloneURL, &r.Pusher, &r.Message, &r.Status, &r.Error, &r.Attempt, &r.CancelledBy, &r.CancelReason, &r.CreatedAt, &r.FinishedAt, &r.Skipped)
+		&r.CloneURL, &r.Pusher, &r.Message, &r.Status, &r.Error, &r.Attempt, &r.CancelledBy, &r.CancelReason,
+		&r.CreatedAt, &r.FinishedAt, &r.Skipped)
+	if r.Status == deploy.StatusSkipped {
+		r.Reason, r.Error = r.Error, "" // the column holds why, for every final status
+	}
 	return r, err
 }
 

@@ -1,6 +1,7 @@
 package web
 
 import (
+	"cmp"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -328,7 +329,7 @@ func (d *Dashboard) run(w http.ResponseWriter, r *http.Request) {
 		RepoURL: d.repoURL(run.Repo), Ref: run.Ref, Branch: run.Branch, Trigger: run.Trigger,
 		Cause: triggerText(run.Trigger, run.Pusher, run.Branch), Pusher: run.Pusher, Message: run.Message,
 		Before: d.commit(run.Repo, run.BeforeSHA), After: d.commit(run.Repo, run.AfterSHA),
-		Status: statusOf(run.Status), Error: run.Error, Created: d.when(run.CreatedAt), Finished: d.whenPtr(run.FinishedAt),
+		Status: statusOf(run.Status), Error: cmp.Or(run.Error, run.Reason), Created: d.when(run.CreatedAt), Finished: d.whenPtr(run.FinishedAt),
 		CanCancel: !run.Status.Final() && run.Status != deploy.StatusFailed, Skipped: run.Skipped,
 		CancelledBy: run.CancelledBy, CancelReason: run.CancelReason}
 	if run.BeforeSHA != "" && strings.Trim(run.BeforeSHA, "0") != "" && run.AfterSHA != "" {

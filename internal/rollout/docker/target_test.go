@@ -212,6 +212,30 @@ func TestDeployRollsBackWhenNeverHealthy(t *testing.T) {
 	f.requireRunning(t, good, "healthy")
 }
 
+// With a HEALTHCHECK, healthy is up: the deployment does not wait out the stability window
+// (an hour here, which the test's deadline would cut short).
+func TestDeployHealthyEndsTheWait(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	eng, err := engine.New(f.env.CLI, f.env.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = eng.Close() })
+	if f.tgt, err = docker.New(docker.Config{StableFor: time.Hour, StopTimeout: time.Second}, eng,
+		slog.New(slog.NewTextHandler(io.Discard, nil))); err != nil {
+		t.Fatal(err)
+	}
+	ready := f.env.Image(t, "ready", `HEALTHCHECK --interval=200ms --timeout=30s --retries=1 CMD ["true"]`, `CMD ["sleep", "600"]`)
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Minute) // a hang guard only
+	defer cancel()
+	if err := f.tgt.Deploy(ctx, f.rollout(ready, func(s *deploy.Container) { s.HealthTimeout = 20 * time.Minute }),
+		dockertest.NewLog(t, nil).Func); err != nil {
+		t.Fatalf("deploy of a healthy image: %v", err)
+	}
+	f.requireRunning(t, ready, "")
+}
+
 func TestDeployFailsWithoutPrevious(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)

@@ -15,10 +15,12 @@ import (
 	"github.com/slipway-dev/slipway/internal/deploy"
 )
 
-// startAndWait starts b and waits until it has kept running for StableFor and, when checkHealth
-// is set and it has a HEALTHCHECK, is healthy, all within timeout. It listens to the engine's
-// events for the container (subscribed before the start, so a container that dies at once is
-// seen), so the wait costs no CPU; one inspect at the end confirms what the events said.
+// startAndWait starts b and waits until it is up, within timeout: healthy when checkHealth is set
+// and it has a HEALTHCHECK (a check that passed after the container ran for an interval says more
+// than any wait, and the window would only delay the deployment), else still running after
+// StableFor. It listens to the engine's events for the container (subscribed before the start, so
+// a container that dies at once is seen), so the wait costs no CPU; one inspect at the end
+// confirms what the events said.
 func (t *Target) startAndWait(ctx context.Context, r deploy.Rollout, b *box, timeout time.Duration, checkHealth bool, log deploy.LogFunc) error {
 	ectx, stop := context.WithCancel(ctx)
 	defer stop()
@@ -37,17 +39,20 @@ func (t *Target) startAndWait(ctx context.Context, r deploy.Rollout, b *box, tim
 	startedAt := c.State.StartedAt
 	hasHealth := checkHealth && c.State.Health != nil
 	if hasHealth {
-		say(log, "waiting for %s to be healthy (at most %s) and up for %s", b.Name, timeout, t.cfg.StableFor)
+		say(log, "waiting for %s to be healthy (at most %s)", b.Name, timeout)
 	} else {
 		say(log, "waiting for %s to stay up for %s", b.Name, t.cfg.StableFor)
 	}
 	stable := time.NewTimer(t.cfg.StableFor)
 	defer stable.Stop()
-	deadline := time.NewTimer(max(timeout, t.cfg.StableFor))
+	if !hasHealth {
+		timeout = max(timeout, t.cfg.StableFor)
+	}
+	deadline := time.NewTimer(timeout)
 	defer deadline.Stop()
 	var poll <-chan time.Time // set when the events stream fails: fall back to reading the state
 	isStable, healthy, health := false, !hasHealth, ""
-	for !(isStable && healthy) {
+	for !(healthy && (isStable || hasHealth)) {
 		select {
 		case <-ctx.Done():
 			return context.Cause(ctx)
