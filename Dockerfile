@@ -40,6 +40,7 @@ RUN set -eux; \
       "github.com/docker/buildx/cmd/buildx@v${BUILDX_VERSION}"; \
     /out/docker --version; \
     /out/buildx version; \
+    cd /; \
     rm -rf /tmp/cli; \
     go clean -modcache -cache
 
@@ -84,6 +85,7 @@ COPY --from=clients /out/docker /usr/local/bin/docker
 COPY --from=clients /out/buildx /usr/local/libexec/docker/cli-plugins/docker-buildx
 COPY --from=build /out/slipway /usr/local/bin/slipway
 COPY deploy/healthcheck.sh /usr/local/bin/slipway-healthcheck
+COPY deploy/entrypoint.sh /usr/local/bin/slipway-entrypoint
 USER 10001:10001
 # SLIPWAY_LISTEN_ADDR wins over listen_addr in a config file: set the port here (-e), and the
 # HEALTHCHECK, which reads it too, asks the right one.
@@ -95,5 +97,7 @@ WORKDIR /var/lib/slipway
 VOLUME /var/lib/slipway
 EXPOSE 8080
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 CMD ["/usr/local/bin/slipway-healthcheck"]
-ENTRYPOINT ["/usr/bin/tini", "--", "/usr/local/bin/slipway"]
+# slipway-entrypoint turns SLIPWAY_..._FILE secrets (compose and Docker secrets) into variables,
+# then execs slipway.
+ENTRYPOINT ["/usr/bin/tini", "--", "/usr/local/bin/slipway-entrypoint"]
 CMD ["serve"]
