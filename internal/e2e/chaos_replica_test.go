@@ -283,6 +283,9 @@ func readMetrics(base string) map[string]float64 {
 		return nil
 	}
 	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil // refused (a 401 is no scrape): as failed as a dropped connection
+	}
 	out := map[string]float64{}
 	sc := bufio.NewScanner(io.LimitReader(resp.Body, 8<<20))
 	sc.Buffer(make([]byte, 64<<10), 1<<20)

@@ -137,6 +137,7 @@ func chaosStartReplicas(t *testing.T, cfg chaosConfig, bin, dbURL, cloneURL stri
 		"SLIPWAY_WEBHOOK_SECRET=" + webhookSecret,
 		"SLIPWAY_GIT_ALLOW_INSECURE_URLS=true",
 		"SLIPWAY_API_TOKENS=" + apiToken,
+		"SLIPWAY_METRICS_PUBLIC=true", // scraped anonymously, as a Prometheus on a trusted network would
 		"SLIPWAY_LOG_FORMAT=text",
 		"SLIPWAY_LOG_LEVEL=debug",
 		"SLIPWAY_WORKERS=" + strconv.Itoa(cfg.workers),

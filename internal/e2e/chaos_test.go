@@ -250,4 +250,9 @@ func TestChaos(t *testing.T) {
 	}
 	invs := checkInvariants(facts)
 	d.report(facts, invs, sampler, settled, logDir)
+	if !settled {
+		// Items unfinished or workers busy (or their metrics unreadable) until the deadline,
+		// which only stops a hang: a hang it is.
+		t.Errorf("the system did not settle within %s", cfg.deadline)
+	}
 }
