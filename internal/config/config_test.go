@@ -88,22 +88,27 @@ func TestLoadErrorsNameTheKey(t *testing.T) {
 		{"short secret", "webhook:\n  secrets: [abc]\n", nil, "webhook.secrets[0]"},
 	}
 	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			path := ""
-			if c.file != "" {
-				path = writeFile(t, c.file)
-			}
-			_, err := Load(path, append([]string{base}, c.env...))
-			if err == nil {
-				t.Fatal("no error")
-			}
-			if !strings.Contains(err.Error(), c.want) {
-				t.Errorf("error %q does not name %q", err, c.want)
-			}
-			if strings.Contains(err.Error(), "pw@") {
-				t.Errorf("error shows the database password: %q", err)
-			}
-		})
+		t.Run(c.name, func(t *testing.T) { wantLoadError(t, c.file, c.env, c.want, "pw@") })
+	}
+}
+
+// wantLoadError loads file (none when "") with base and env, and wants an error that names want
+// and does not show secret.
+func wantLoadError(t *testing.T, file string, env []string, want, secret string) {
+	t.Helper()
+	path := ""
+	if file != "" {
+		path = writeFile(t, file)
+	}
+	_, err := Load(path, append([]string{base}, env...))
+	if err == nil {
+		t.Fatal("accepted")
+	}
+	if !strings.Contains(err.Error(), want) {
+		t.Errorf("error %q does not name %q", err, want)
+	}
+	if strings.Contains(err.Error(), secret) {
+		t.Errorf("error shows a secret (%q): %q", secret, err)
 	}
 }
 

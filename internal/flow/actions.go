@@ -95,8 +95,11 @@ func (a *Actions) again(ctx context.Context, trigger string, d deploy.Deployment
 func (a *Actions) DeployRef(ctx context.Context, repo, branch, sha, who string) (runID int64, err error) {
 	repo = strings.ToLower(strings.TrimSpace(repo))
 	branch = strings.TrimSpace(branch)
-	if repo == "" || branch == "" {
+	switch {
+	case repo == "" || branch == "":
 		return 0, deploy.Errorf(deploy.EINVALID, "a repository and a branch are required")
+	case !source.ValidBranch(branch):
+		return 0, deploy.Errorf(deploy.EINVALID, "%q is not a branch name", branch)
 	}
 	cloneURL, token, err := a.remote(repo)
 	if err != nil {
@@ -112,7 +115,7 @@ func (a *Actions) DeployRef(ctx context.Context, repo, branch, sha, who string) 
 		if err != nil {
 			return 0, fmt.Errorf("finding the head of %s: %w", branch, err)
 		}
-	case !isSHA(sha):
+	case !source.ValidSHA(sha):
 		return 0, deploy.Errorf(deploy.EINVALID, "a commit is 40 hexadecimal characters, not %q", sha)
 	}
 	return a.st.RunCreate(ctx, deploy.Run{Trigger: "manual", Repo: repo, Ref: "refs/heads/" + branch,
@@ -126,16 +129,4 @@ func (a *Actions) Cancel(ctx context.Context, kind string, id int64, who, reason
 		return "", deploy.Errorf(deploy.EINVALID, "a reason is at most 1000 bytes")
 	}
 	return a.st.QueueCancel(ctx, kind, id, store.Cancel{By: who, Reason: strings.TrimSpace(reason)})
-}
-
-func isSHA(s string) bool {
-	if len(s) != 40 {
-		return false
-	}
-	for _, c := range s {
-		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
-			return false
-		}
-	}
-	return true
 }

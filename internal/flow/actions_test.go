@@ -126,6 +126,7 @@ func TestDeployRef(t *testing.T) {
 		{"unconfigured repository", "evil/app", "main", "", deploy.EINVALID, ""},
 		{"not a commit", "acme/app", "main", "HEAD~1", deploy.EINVALID, ""},
 		{"no branch", "acme/app", "", explicit, deploy.EINVALID, ""},
+		{"not a branch name, with a commit", "acme/app", "a..b", explicit, deploy.EINVALID, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			runID, err := a.DeployRef(ctx, tc.repo, tc.branch, tc.sha, "grace")

@@ -4,12 +4,21 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"unicode/utf8"
 )
+
+// ValidBranch reports whether name can be a branch, by git's rules for ref names, roughly:
+// anything it refuses, git would refuse too (BranchHead also asks git itself).
+func ValidBranch(name string) bool {
+	return name != "" && utf8.ValidString(name) && len(name) <= 255 && !strings.ContainsAny(name, " \t\r\n\x00~^:?*[\\") &&
+		!strings.Contains(name, "..") && !strings.HasPrefix(name, "-") && !strings.HasPrefix(name, "/") &&
+		!strings.HasSuffix(name, "/") && !strings.HasSuffix(name, ".lock") && !strings.Contains(name, "@{")
+}
 
 // BranchHead fetches repo and returns the commit its branch points at, or ErrNotFound. The
 // branch name is checked by git's own rules for branch names before it is used.
 func (c *Cache) BranchHead(ctx context.Context, repo Repo, branch string) (string, error) {
-	if branch == "" || strings.HasPrefix(branch, "-") || strings.ContainsAny(branch, "\x00\n") {
+	if !ValidBranch(branch) {
 		return "", fmt.Errorf("branch %q: %w", branch, ErrNotFound)
 	}
 	if _, err := c.run(ctx, gitRun{args: []string{"check-ref-format", "--branch", branch}}); err != nil {

@@ -139,6 +139,12 @@ func (p *Pinned) Checkout(ctx context.Context, repo Repo, sha string) (*Checkout
 	return p.cache.Checkout(ctx, r, sha)
 }
 
+// ValidSHA reports whether sha is a full commit id: 40 hex characters, either case.
+func ValidSHA(sha string) bool {
+	_, err := normalizeSHA(sha)
+	return err == nil
+}
+
 // normalizeSHA accepts exactly 40 hex characters. The value comes from a
 // webhook, so anything else (a ref name, an option) is refused before git
 // ever sees it.

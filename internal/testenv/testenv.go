@@ -72,7 +72,7 @@ func DatabaseURL(t testing.TB) string {
 			t.Logf("dropping test database %s: %v", name, err)
 		}
 	})
-	return withDatabase(base, name)
+	return WithDatabase(base, name)
 }
 
 // Store opens a store on a fresh database (see DatabaseURL).
@@ -114,7 +114,7 @@ func template(ctx context.Context, admin *pgx.Conn, base string) (string, error)
 		return "", err
 	}
 	// A template that failed to migrate is dropped, or every later test would reuse it half-made.
-	if err := migrateTemplate(ctx, withDatabase(base, name), ms); err != nil {
+	if err := Migrate(ctx, WithDatabase(base, name), ms); err != nil {
 		if _, derr := admin.Exec(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); derr != nil {
 			return "", errors.Join(err, derr)
 		}
@@ -123,7 +123,8 @@ func template(ctx context.Context, admin *pgx.Conn, base string) (string, error)
 	return name, nil
 }
 
-func migrateTemplate(ctx context.Context, url string, ms []store.Migration) error {
+// Migrate applies ms to the database at url.
+func Migrate(ctx context.Context, url string, ms []store.Migration) error {
 	st, err := store.Open(ctx, url, 2)
 	if err != nil {
 		return err
@@ -133,7 +134,8 @@ func migrateTemplate(ctx context.Context, url string, ms []store.Migration) erro
 	return err
 }
 
-func withDatabase(base, name string) string {
+// WithDatabase is the database URL base with its database name replaced by name.
+func WithDatabase(base, name string) string {
 	u, err := url.Parse(base)
 	if err != nil || !strings.HasPrefix(u.Scheme, "postgres") {
 		return base

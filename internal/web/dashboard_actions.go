@@ -9,6 +9,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/slipway-dev/slipway/internal/auth"
+	"github.com/slipway-dev/slipway/internal/source"
 	"github.com/slipway-dev/slipway/internal/store"
 )
 
@@ -225,18 +226,12 @@ func (in deployInput) check(known []string) string {
 		return "Choose a repository and name a branch."
 	case !slices.Contains(known, in.Repo):
 		return "Slipway has not deployed that repository yet; choose one from the list."
-	case !validBranch(in.Branch):
+	case !source.ValidBranch(in.Branch):
 		return "That is not a branch name."
-	case in.SHA != "" && (len(in.SHA) != 40 || !hexString(in.SHA)):
+	case in.SHA != "" && !source.ValidSHA(in.SHA):
 		return "A commit is the full SHA: 40 hexadecimal characters (leave it empty for the branch's head)."
 	}
 	return ""
-}
-
-// validBranch follows git's rules for a ref name, roughly: what git refuses cannot be deployed.
-func validBranch(b string) bool {
-	return utf8.ValidString(b) && len(b) <= 255 && !strings.ContainsAny(b, " \t\r\n\x00~^:?*[\\") &&
-		!strings.Contains(b, "..") && !strings.HasPrefix(b, "-") && !strings.HasPrefix(b, "/") && !strings.HasSuffix(b, "/")
 }
 
 func reposOf(states []store.ServiceState) []string {

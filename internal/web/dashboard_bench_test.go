@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -26,10 +25,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/slipway-dev/slipway/internal/auth"
-	"github.com/slipway-dev/slipway/internal/config"
 	"github.com/slipway-dev/slipway/internal/store"
 	"github.com/slipway-dev/slipway/internal/testenv"
 	"github.com/slipway-dev/slipway/internal/web"
@@ -91,14 +87,17 @@ func setupBench(b *testing.B) *benchEnv {
 		base = testenv.Require(b, "SLIPWAY_TEST_DATABASE_URL")
 	}
 	n := benchScale(b)
-	benchOnce.Do(func() { benchE, benchErr = newBenchEnv(base, n) })
+	benchOnce.Do(func() {
+		benchErr = errors.New("setting the benchmark up failed (in the first benchmark to run)")
+		benchE, benchErr = newBenchEnv(b, base, n)
+	})
 	if benchErr != nil {
 		b.Fatal(benchErr)
 	}
 	return benchE
 }
 
-func newBenchEnv(base string, n int64) (*benchEnv, error) {
+func newBenchEnv(b *testing.B, base string, n int64) (*benchEnv, error) {
 	ctx := context.Background()
 	dbURL, err := benchDatabase(ctx, base, n)
 	if err != nil {
@@ -116,34 +115,9 @@ func newBenchEnv(base string, n int64) (*benchEnv, error) {
 		return nil, err
 	}
 	st := store.New(pool)
-	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	hash, err := auth.HashPassword(password)
-	if err != nil {
-		return nil, err
-	}
-	insecure := false
-	svc, err := auth.New(config.Auth{Users: []config.User{{Name: "viewer", PasswordHash: config.Secret(hash), Role: "viewer"}},
-		CookieSecure: &insecure}, [][]byte{[]byte(token)}, st, logger)
-	if err != nil {
-		return nil, err
-	}
-	dash := web.NewDashboard(web.DashboardDeps{Store: st, Logger: logger})
-	router := web.NewRouter(web.Deps{API: st, Auth: svc, Logger: logger, Dashboard: dash, Ready: ready{},
-		Gatherer: prometheus.NewRegistry(), Webhook: http.NotFoundHandler()})
-	form := url.Values{"username": {"viewer"}, "password": {password}}
-	req := httptest.NewRequest(http.MethodPost, "/login", strings.NewReader(form.Encode()))
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	w := httptest.NewRecorder()
-	router.ServeHTTP(w, req)
-	e := &benchEnv{n: n, st: st, tracer: tracer, router: router, dash: dash}
-	for _, c := range w.Result().Cookies() {
-		if strings.Contains(c.Name, "slipway_session") && c.Value != "" {
-			e.cookie = c
-		}
-	}
-	if e.cookie == nil {
-		return nil, fmt.Errorf("login: %d, no session cookie", w.Code)
-	}
+	dash := web.NewDashboard(web.DashboardDeps{Store: st, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	router := newTestRouter(b, st, web.Deps{API: st, Dashboard: dash}, io.Discard)
+	e := &benchEnv{n: n, st: st, tracer: tracer, router: router, dash: dash, cookie: login(b, router, "viewer")}
 	e.longID = n/2000*1000 + 500
 	e.typicalID = n/2 + 1
 	if e.typicalID%1000 == 500 {
@@ -155,6 +129,10 @@ func newBenchEnv(base string, n int64) (*benchEnv, error) {
 // benchDatabase returns the URL of slipway_bench_<n>, migrated and seeded with n deployments. A
 // database left half seeded (no bench_seed row) is dropped and made again.
 func benchDatabase(ctx context.Context, base string, n int64) (string, error) {
+	ms, err := store.LoadMigrations(migrations.FS)
+	if err != nil {
+		return "", err
+	}
 	admin, err := pgx.Connect(ctx, base)
 	if err != nil {
 		return "", fmt.Errorf("connecting to PostgreSQL: %w", err)
@@ -166,7 +144,7 @@ func benchDatabase(ctx context.Context, base string, n int64) (string, error) {
 	}
 	defer admin.Exec(context.WithoutCancel(ctx), "SELECT pg_advisory_unlock(7332)") //nolint:errcheck
 	name := fmt.Sprintf("slipway_bench_%d", n)
-	dbURL := benchWithDatabase(base, name)
+	dbURL := testenv.WithDatabase(base, name)
 	var exists bool
 	if err := admin.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)", name).Scan(&exists); err != nil {
 		return "", err
@@ -183,7 +161,7 @@ func benchDatabase(ctx context.Context, base string, n int64) (string, error) {
 		}()
 		if err == nil {
 			benchLogf("reusing %s (seeded in %.0f s)", name, seconds)
-			return dbURL, benchMigrate(ctx, dbURL) // newer migrations, if any
+			return dbURL, testenv.Migrate(ctx, dbURL, ms) // newer migrations, if any
 		}
 		benchLogf("%s is incomplete (%v): seeding it again", name, err)
 		if _, err := admin.Exec(ctx, "DROP DATABASE "+name+" WITH (FORCE)"); err != nil {
@@ -193,7 +171,7 @@ func benchDatabase(ctx context.Context, base string, n int64) (string, error) {
 	if _, err := admin.Exec(ctx, "CREATE DATABASE "+name); err != nil {
 		return "", err
 	}
-	if err := benchMigrate(ctx, dbURL); err != nil {
+	if err := testenv.Migrate(ctx, dbURL, ms); err != nil {
 		return "", err
 	}
 	start := time.Now()
@@ -208,29 +186,6 @@ func benchDatabase(ctx context.Context, base string, n int64) (string, error) {
 // sub-benchmarks, and a seed of minutes wants its progress seen.
 func benchLogf(format string, args ...any) {
 	fmt.Fprintf(os.Stderr, "dashboard benchmark: "+format+"\n", args...)
-}
-
-func benchMigrate(ctx context.Context, dbURL string) error {
-	ms, err := store.LoadMigrations(migrations.FS)
-	if err != nil {
-		return err
-	}
-	st, err := store.Open(ctx, dbURL, 2)
-	if err != nil {
-		return err
-	}
-	defer st.Close()
-	_, err = st.Migrate(ctx, ms)
-	return err
-}
-
-func benchWithDatabase(base, name string) string {
-	u, err := url.Parse(base)
-	if err != nil {
-		return base
-	}
-	u.Path = "/" + name
-	return u.String()
 }
 
 // benchSeedSQL writes the history, one statement per table. Deployments come in blocks of 25

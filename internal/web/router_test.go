@@ -28,7 +28,7 @@ var (
 	hash     string
 )
 
-func testUsers(t *testing.T) []config.User {
+func testUsers(t testing.TB) []config.User {
 	hashOnce.Do(func() {
 		var err error
 		if hash, err = auth.HashPassword(password); err != nil {
@@ -44,7 +44,7 @@ func testUsers(t *testing.T) []config.User {
 
 // newTestRouter is the router of d on st, with users viewer, deployer and admin, the config token
 // token, and (unless d has them) a dashboard and the readiness of a healthy database.
-func newTestRouter(t *testing.T, st *store.Store, d web.Deps, logs io.Writer) http.Handler {
+func newTestRouter(t testing.TB, st *store.Store, d web.Deps, logs io.Writer) http.Handler {
 	t.Helper()
 	logger := slog.New(slog.NewJSONHandler(logs, nil))
 	insecure := false
@@ -69,7 +69,7 @@ func newTestRouter(t *testing.T, st *store.Store, d web.Deps, logs io.Writer) ht
 }
 
 // login logs user in through the form and returns its session cookie.
-func login(t *testing.T, router http.Handler, user string) *http.Cookie {
+func login(t testing.TB, router http.Handler, user string) *http.Cookie {
 	t.Helper()
 	form := url.Values{"username": {user}, "password": {password}}
 	req := httptest.NewRequest(http.MethodPost, "/login", strings.NewReader(form.Encode()))
