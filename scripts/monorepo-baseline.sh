@@ -28,13 +28,21 @@
 # the script forks nothing it does not need, since its CPU time is measured).
 set -euo pipefail
 
-parallel=false
-if [[ ${1:-} == -p ]]; then
-	parallel=true
+parallel=false window=
+while [[ ${1:-} == -* ]]; do
+	case $1 in
+	-p) parallel=true ;;
+	-w)
+		window=${2:-}
+		[[ $window =~ ^[0-9]+(\.[0-9]+)?$ ]] || { echo "$0: -w wants seconds, got '$window'" >&2; exit 2; }
+		shift
+		;;
+	*) echo "$0: unknown option $1" >&2; exit 2 ;;
+	esac
 	shift
-fi
+done
 if [[ $# -lt 6 ]]; then
-	echo "usage: $0 [-p] REPO_DIR SHA DIR IMAGE_PREFIX CONTAINER_PREFIX SERVICE..." >&2
+	echo "usage: $0 [-p] [-w SECONDS] REPO_DIR SHA DIR IMAGE_PREFIX CONTAINER_PREFIX SERVICE..." >&2
 	exit 2
 fi
 repo=$1 sha=$2 dir=$3 image_prefix=$4 container_prefix=$5
@@ -55,6 +63,10 @@ mark start
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 git -C "$repo" archive "$sha" "$dir" | tar -x -C "$work"
+if [[ -n $window ]]; then
+	# A FIFO opened read-write never blocks the open, and read -t on it waits without a process.
+	mkfifo "$work/wait"
+fi
 mark checkout
 
 # deploy SERVICE: build, push, replace the container. Its output goes to the script's.
@@ -75,6 +87,15 @@ deploy() {
 	"$docker" stop -t "$stop_timeout" "$name" >/dev/null
 	"$docker" rm "$name" >/dev/null
 	"$docker" run -d --name "$name" --network host --restart unless-stopped "$image@$digest" >/dev/null
+	if [[ -n $window ]]; then
+		read -rt "$window" <>"$work/wait" || true
+		"$docker" container inspect -f '{{.State.Running}} {{.RestartCount}}' "$name" >"$work/state-$svc"
+		read -r out <"$work/state-$svc"
+		if [[ $out != "true 0" ]]; then
+			echo "monorepo-baseline.sh: $name did not stay up for ${window}s (running, restarts: $out)" >&2
+			return 1
+		fi
+	fi
 	mark "$svc"
 }
 

@@ -110,3 +110,4 @@ type unavailable struct{ err error }
 func (u unavailable) Build(context.Context, deploy.BuildRequest, deploy.LogFunc) error { return u.err }
 func (u unavailable) Digest(context.Context, string) (string, bool, error)             { return "", false, u.err }
 func (u unavailable) Push(context.Context, string, deploy.LogFunc) (string, error)     { return "", u.err }
+func (u unavailable) Tag(context.Context, string, string) error                        { return u.err }

@@ -34,6 +34,8 @@ type Registry interface {
 	Digest(ctx context.Context, ref string) (digest string, ok bool, err error)
 	// Push pushes ref, built locally, and returns the digest the registry recorded for it.
 	Push(ctx context.Context, ref string, log LogFunc) (digest string, err error)
+	// Tag makes ref (image:tag) point to digest, a manifest the image's repository holds.
+	Tag(ctx context.Context, ref, digest string) error
 }
 
 // Rollout asks a target to run an image.

@@ -9,16 +9,23 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
+
+// monoStableFor is Slipway's default stability window (docker.stable_for): the servers run with
+// it, and the scripts with -w wait it too.
+const monoStableFor = 3 * time.Second
 
 // BenchmarkMonorepoPush is the benchmark of issue #11 ("Deploys that cost less than a script"): a
 // push to a monorepo that touches N services (SLIPWAY_BENCH_N, default 1,4,8), each a real build,
 // deployed by Slipway with 4 and with 8 workers, and by scripts/monorepo-baseline.sh doing docker
 // build, docker push and a container replacement (stop, rm, run on the host network) for each
-// service, one after the other and all at once. Every side deploys every push; the order
-// alternates (Slipway, script, Slipway, script, then script first) so machine noise hits both
-// alike; each figure is the median of SLIPWAY_BENCH_REPEAT (default 3) pushes. One iteration
-// (-benchtime 1x) runs the whole matrix.
+// service, one after the other and all at once; and again by the script with -w 3s, which waits
+// Slipway's default stability window after each start and checks the container still runs, the
+// like-for-like script for the issue's "N=1 with the default stability window". Every side
+// deploys every push; the order alternates (Slipway first, then scripts first) so machine noise
+// hits all alike; each figure is the median of SLIPWAY_BENCH_REPEAT (default 3) pushes. One
+// iteration (-benchtime 1x) runs the whole matrix.
 //
 // Slipway's time runs from the webhook's 202 to the last deployment of the run finished
 // (database timestamps), with the default stability window (docker.stable_for 3s); the script's
@@ -60,7 +67,7 @@ func BenchmarkMonorepoPush(b *testing.B) {
 	repo := newGitRepo(b)
 	dockerfile := fmt.Sprintf("FROM %s\nCOPY version /version\n"+
 		"CMD [\"sh\", \"-c\", \"trap 'exit 0' TERM; sleep 2147483647 & wait\"]\n", e.base)
-	dirs := []string{"w4", "w8", "seq", "par"}
+	dirs := []string{"w4", "w8", "seq", "par", "seqw", "parw"}
 	change := func(push int, n int) string {
 		for _, dir := range dirs {
 			for _, svc := range services[:n] {
@@ -77,8 +84,11 @@ func BenchmarkMonorepoPush(b *testing.B) {
 	bin, src := benchBinary(b), monoServerSource()
 	w4 := newMonoSlipway(b, e, bin, repo, "w4", 4, prefix, services, engine)
 	w8 := newMonoSlipway(b, e, bin, repo, "w8", 8, prefix, services, engine)
-	seq := newMonoScript(b, e, script, repo, "seq", false, prefix, services, engine)
-	par := newMonoScript(b, e, script, repo, "par", true, prefix, services, engine)
+	seq := newMonoScript(b, e, script, repo, "seq", false, 0, prefix, services, engine)
+	par := newMonoScript(b, e, script, repo, "par", true, 0, prefix, services, engine)
+	seqw := newMonoScript(b, e, script, repo, "seqw", false, monoStableFor, prefix, services, engine)
+	parw := newMonoScript(b, e, script, repo, "parw", true, monoStableFor, prefix, services, engine)
+	scripts := []*monoScript{seq, par, seqw, parw}
 
 	// Warm-up: every service of every side once, to fill the git cache, push the base layer to
 	// every image repository, and give each container its first version. The script then builds
@@ -91,9 +101,10 @@ func BenchmarkMonorepoPush(b *testing.B) {
 	if bk == "" {
 		b.Fatalf("the server's log does not say which build mode it chose:\n%s", w4.srv.logs.String())
 	}
-	seq.buildKit, par.buildKit = bk, bk
-	seq.deploy(b, prev, services)
-	par.deploy(b, prev, services)
+	for _, sc := range scripts {
+		sc.buildKit = bk
+		sc.deploy(b, prev, services)
+	}
 
 	loadStart := monoLoad()
 	var samples []monoSample
@@ -103,9 +114,9 @@ func BenchmarkMonorepoPush(b *testing.B) {
 			for range repeat {
 				push++
 				sha := change(push, n)
-				order := []monoSide{w4, seq, w8, par}
+				order := []monoSide{w4, seq, w8, par, seqw, parw}
 				if push%2 == 0 {
-					order = []monoSide{seq, w4, par, w8}
+					order = []monoSide{seqw, parw, seq, w4, par, w8}
 				}
 				for _, side := range order {
 					s := side.deploy(b, sha, services[:n])
@@ -150,7 +161,7 @@ func newMonoSlipway(b *testing.B, e *dockerEnv, bin string, repo *gitRepo, label
 		"SLIPWAY_DOCKER_BINARY="+wrap.path,
 		"SLIPWAY_WORKERS="+strconv.Itoa(workers),
 		"SLIPWAY_PIPELINE_FILE="+file,
-		"SLIPWAY_DOCKER_STABLE_FOR=3s", // the default, whatever the environment says
+		"SLIPWAY_DOCKER_STABLE_FOR="+monoStableFor.String(), // the default, whatever the environment says
 		// The repository is a local path; a server that does not know the setting ignores it.
 		"SLIPWAY_GIT_ALLOW_INSECURE_URLS=true",
 	)
@@ -160,13 +171,16 @@ func newMonoSlipway(b *testing.B, e *dockerEnv, bin string, repo *gitRepo, label
 }
 
 func newMonoScript(b *testing.B, e *dockerEnv, script string, repo *gitRepo, dir string, parallel bool,
-	prefix string, services []string, engine []int) *monoScript {
+	window time.Duration, prefix string, services []string, engine []int) *monoScript {
 	b.Helper()
 	label := "script-seq"
 	if parallel {
 		label = "script-par"
 	}
-	s := &monoScript{label: label, script: script, parallel: parallel, repoDir: repo.dir, dir: dir,
+	if window > 0 {
+		label += "-" + window.String()
+	}
+	s := &monoScript{label: label, script: script, parallel: parallel, window: window, repoDir: repo.dir, dir: dir,
 		imagePrefix:     e.registry + "/" + prefix + "/" + dir + "-",
 		containerPrefix: prefix + "-" + dir + "-",
 		wrap:            newMonoWrapper(b, filepath.Join(b.TempDir(), "docker-"+dir), e.cli),

@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -156,6 +157,7 @@ type monoScript struct {
 	label           string
 	script          string
 	parallel        bool
+	window          time.Duration // -w: how long each new container must stay up, 0 for no check
 	repoDir, dir    string
 	imagePrefix     string
 	containerPrefix string
@@ -173,6 +175,9 @@ func (s *monoScript) deploy(b *testing.B, sha string, services []string) monoSam
 	args := []string{s.script}
 	if s.parallel {
 		args = append(args, "-p")
+	}
+	if s.window > 0 {
+		args = append(args, "-w", strconv.FormatFloat(s.window.Seconds(), 'f', -1, 64))
 	}
 	args = append(args, s.repoDir, sha, s.dir, s.imagePrefix, s.containerPrefix)
 	args = append(args, services...)
@@ -238,9 +243,6 @@ var (
 // classic builder's "Using cache" (its FROM step never says it, so any is the COPY or later),
 // BuildKit's "#N CACHED" for a step N that copies. The output may hold several builds one after
 // the other (the sequential script's): BuildKit numbers the steps of each anew.
-
-// monoCachedCopy reports whether one deployment's build log shows its COPY step served from the
-// build cache (classic builder: "Using cache"; BuildKit: the COPY step's number marked CACHED).
 func monoCachedCopy(output string) bool {
 	if strings.Contains(output, "Using cache") {
 		return true

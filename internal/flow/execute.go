@@ -221,14 +221,23 @@ func (e *Executor) image(ctx context.Context, p plan) (ref, digest string, err e
 		return "", "", queue.Permanent(fmt.Errorf("hashing build inputs: %w", err))
 	}
 	contentRef := spec.Build.Image + ":in-" + hash
+	commitRef := spec.Build.Image + ":" + d.CommitSHA
 	if digest, ok, err := e.registry.Digest(bctx, contentRef); err != nil {
 		lw.Logf("could not ask the registry for %s (building anyway): %v", contentRef, err)
 	} else if ok {
 		lw.Logf("registry already holds %s (%s) built from identical inputs: build skipped", contentRef, digest)
-		return contentRef, digest, nil
+		// The commit's tag too, as a build would have left it; without it the image is still
+		// the right one, under its inputs tag.
+		if err := e.registry.Tag(bctx, commitRef, digest); err != nil {
+			if ctx.Err() != nil {
+				return "", "", ctx.Err()
+			}
+			lw.Logf("could not tag %s (deploying %s): %v", commitRef, contentRef, err)
+			return contentRef, digest, nil
+		}
+		return commitRef, digest, nil
 	}
 
-	commitRef := spec.Build.Image + ":" + d.CommitSHA
 	req.Tags = []string{contentRef, commitRef}
 	release, err := e.buildSlot(bctx, lw)
 	if err != nil {
@@ -256,8 +265,16 @@ func (e *Executor) image(ctx context.Context, p plan) (ref, digest string, err e
 	if err != nil {
 		return "", "", fmt.Errorf("pushing %s: %w", contentRef, err)
 	}
-	if _, err := e.registry.Push(pctx, commitRef, lw.Log); err != nil {
-		return "", "", fmt.Errorf("pushing %s: %w", commitRef, err)
+	// The commit's tag, for people and other tools: the registry already holds the image, so
+	// the tag is two requests to it, not another docker push.
+	if err := e.registry.Tag(pctx, commitRef, digest); err != nil {
+		if ctx.Err() != nil {
+			return "", "", ctx.Err()
+		}
+		lw.Logf("could not tag %s through the registry API (pushing it instead): %v", commitRef, err)
+		if _, err := e.registry.Push(pctx, commitRef, lw.Log); err != nil {
+			return "", "", fmt.Errorf("pushing %s: %w", commitRef, err)
+		}
 	}
 	lw.Logf("pushed %s@%s", spec.Build.Image, digest)
 	return commitRef, digest, nil

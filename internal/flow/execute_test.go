@@ -245,7 +245,7 @@ func runExecutorCases(t *testing.T, cases []executorCase) {
 func TestExecutor(t *testing.T) {
 	buildErr := errors.New("step 3/7: RUN go build: exit status 1")
 	cases := []executorCase{
-		{"build, push twice, deploy", nil, func(t *testing.T, f *execFixture, err error) {
+		{"build, push, tag, deploy", nil, func(t *testing.T, f *execFixture, err error) {
 			if err != nil {
 				t.Fatalf("result %v, want success", err)
 			}
@@ -264,8 +264,11 @@ func TestExecutor(t *testing.T) {
 			if got := f.registry.Lookups(); !slices.Equal(got, []string{contentRef}) {
 				t.Errorf("registry asked for %v, want %s", got, contentRef)
 			}
-			if got := f.registry.Pushes(); !slices.Equal(got, []string{contentRef, commitRef}) {
-				t.Errorf("pushed %v, want %s then %s", got, contentRef, commitRef)
+			if got := f.registry.Pushes(); !slices.Equal(got, []string{contentRef}) {
+				t.Errorf("pushed %v, want %s only", got, contentRef)
+			}
+			if got := f.registry.Tags(); !slices.Equal(got, []string{commitRef + "@" + contentPush}) {
+				t.Errorf("tagged %v, want %s at the pushed digest %s", got, commitRef, contentPush)
 			}
 			wantStages(t, f.st, deploy.StatusBuilding, deploy.StatusPushing, deploy.StatusDeploying)
 			if !slices.Equal(f.st.writes, []string{"stage building", "stage pushing", "image", "stage deploying"}) {
@@ -298,8 +301,11 @@ func TestExecutor(t *testing.T) {
 			}
 			wantNoBuild(t, f)
 			wantStages(t, f.st, deploy.StatusBuilding, deploy.StatusDeploying)
-			if len(f.st.images) != 1 || f.st.images[0].Digest != "sha256:cached" || f.st.images[0].Ref != contentRef {
-				t.Errorf("images recorded %+v, want %s at sha256:cached", f.st.images, contentRef)
+			if len(f.st.images) != 1 || f.st.images[0].Digest != "sha256:cached" || f.st.images[0].Ref != commitRef {
+				t.Errorf("images recorded %+v, want %s at sha256:cached", f.st.images, commitRef)
+			}
+			if got := f.registry.Tags(); !slices.Equal(got, []string{commitRef + "@sha256:cached"}) {
+				t.Errorf("tagged %v, want the commit's tag on the image found", got)
 			}
 			f.wantRollout(t, deploytest.MethodDeploy, f.rollout(execImage+"@sha256:cached"))
 			if log := f.st.log(); !strings.Contains(log, "build skipped") {
@@ -425,6 +431,22 @@ func TestExecutor(t *testing.T) {
 				t.Errorf("images recorded %+v", f.st.images)
 			}
 			wantNoTarget(t, f)
+		}},
+		{"registry refuses the tag: the commit ref is pushed instead", func(f *execFixture) {
+			f.registry.TagFunc = func(context.Context, string, string) error {
+				return errors.New("registry answered 405 Method Not Allowed")
+			}
+		}, func(t *testing.T, f *execFixture, err error) {
+			if err != nil {
+				t.Fatalf("result %v, want success", err)
+			}
+			if got := f.registry.Pushes(); !slices.Equal(got, []string{contentRef, commitRef}) {
+				t.Errorf("pushed %v, want %s then %s", got, contentRef, commitRef)
+			}
+			if log := f.st.log(); !strings.Contains(log, "405 Method Not Allowed") {
+				t.Errorf("log does not say why the tag was pushed:\n%s", log)
+			}
+			f.wantRollout(t, deploytest.MethodDeploy, f.rollout(execImage+"@"+contentPush))
 		}},
 		{"target restored the previous version: rolled_back", func(f *execFixture) {
 			f.target.DeployFunc = func(_ context.Context, r deploy.Rollout, _ deploy.LogFunc) error {

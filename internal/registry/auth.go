@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -22,7 +23,12 @@ type session struct {
 }
 
 func (s *session) do(ctx context.Context, method, url string) (*http.Response, error) {
-	resp, err := s.send(ctx, method, url)
+	return s.doBody(ctx, method, url, "", nil)
+}
+
+// doBody is do with a request body of contentType; the body is sent again after a challenge.
+func (s *session) doBody(ctx context.Context, method, url, contentType string, body []byte) (*http.Response, error) {
+	resp, err := s.send(ctx, method, url, contentType, body)
 	if err != nil || resp.StatusCode != http.StatusUnauthorized {
 		return resp, err
 	}
@@ -36,7 +42,7 @@ func (s *session) do(ctx context.Context, method, url string) (*http.Response, e
 			return nil, err
 		}
 		s.authorization = authz
-		resp, err = s.send(ctx, method, url)
+		resp, err = s.send(ctx, method, url, contentType, body)
 		if err != nil {
 			return nil, err
 		}
@@ -50,12 +56,19 @@ func (s *session) do(ctx context.Context, method, url string) (*http.Response, e
 	}
 }
 
-func (s *session) send(ctx context.Context, method, url string) (*http.Response, error) {
-	req, err := http.NewRequestWithContext(ctx, method, url, nil)
+func (s *session) send(ctx context.Context, method, url, contentType string, body []byte) (*http.Response, error) {
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, url, rd)
 	if err != nil {
 		return nil, err
 	}
 	req.Header.Set("Accept", manifestTypes)
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
 	if s.authorization != "" {
 		req.Header.Set("Authorization", s.authorization)
 	}

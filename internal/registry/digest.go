@@ -75,15 +75,28 @@ func (r *Registry) digest(ctx context.Context, ref string) (string, bool, error)
 	case resp.StatusCode != http.StatusOK:
 		return "", false, statusError(resp)
 	}
+	body, err := readManifest(resp)
+	if err != nil {
+		return "", false, err
+	}
+	return sha256Digest(body), true, nil
+}
+
+// readManifest reads a manifest from resp, at most maxManifest bytes of it.
+func readManifest(resp *http.Response) ([]byte, error) {
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxManifest+1))
 	if err != nil {
-		return "", false, fmt.Errorf("reading manifest: %w", err)
+		return nil, fmt.Errorf("reading manifest: %w", err)
 	}
 	if len(body) > maxManifest {
-		return "", false, errors.New("manifest larger than 4 MiB")
+		return nil, errors.New("manifest larger than 4 MiB")
 	}
-	sum := sha256.Sum256(body)
-	return "sha256:" + hex.EncodeToString(sum[:]), true, nil
+	return body, nil
+}
+
+func sha256Digest(b []byte) string {
+	sum := sha256.Sum256(b)
+	return "sha256:" + hex.EncodeToString(sum[:])
 }
 
 // statusError describes an unexpected answer, with the registry's own error text when it sent

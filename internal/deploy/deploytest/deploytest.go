@@ -49,14 +49,17 @@ func (b *Builder) Requests() []deploy.BuildRequest {
 }
 
 // Registry is a fake deploy.Registry. With DigestFunc nil, Digest reports that the registry does not
-// hold the ref; with PushFunc nil, Push succeeds and reports DigestOf(ref).
+// hold the ref; with PushFunc nil, Push succeeds and reports DigestOf(ref); with TagFunc nil, Tag
+// succeeds.
 type Registry struct {
 	DigestFunc func(ctx context.Context, ref string) (digest string, ok bool, err error)
 	PushFunc   func(ctx context.Context, ref string, log deploy.LogFunc) (digest string, err error)
+	TagFunc    func(ctx context.Context, ref, digest string) error
 
 	mu      sync.Mutex
 	lookups []string
 	pushes  []string
+	tags    []string
 }
 
 var _ deploy.Registry = (*Registry)(nil)
@@ -81,6 +84,24 @@ func (r *Registry) Push(ctx context.Context, ref string, log deploy.LogFunc) (st
 		return DigestOf(ref), nil
 	}
 	return r.PushFunc(ctx, ref, log)
+}
+
+// Tag records "ref@digest" and calls TagFunc.
+func (r *Registry) Tag(ctx context.Context, ref, digest string) error {
+	r.mu.Lock()
+	r.tags = append(r.tags, ref+"@"+digest)
+	r.mu.Unlock()
+	if r.TagFunc == nil {
+		return nil
+	}
+	return r.TagFunc(ctx, ref, digest)
+}
+
+// Tags returns the "ref@digest" Tag was called with, in order.
+func (r *Registry) Tags() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.tags)
 }
 
 // Lookups returns the refs Digest was called with, in order.
