@@ -84,11 +84,10 @@ RUN apt-get update \
 COPY --from=clients /out/docker /usr/local/bin/docker
 COPY --from=clients /out/buildx /usr/local/libexec/docker/cli-plugins/docker-buildx
 COPY --from=build /out/slipway /usr/local/bin/slipway
-COPY deploy/healthcheck.sh /usr/local/bin/slipway-healthcheck
-COPY deploy/entrypoint.sh /usr/local/bin/slipway-entrypoint
 USER 10001:10001
 # SLIPWAY_LISTEN_ADDR wins over listen_addr in a config file: set the port here (-e), and the
-# HEALTHCHECK, which reads it too, asks the right one.
+# HEALTHCHECK, which reads it too, asks the right one. Secrets may come as files:
+# SLIPWAY_..._FILE=/run/secrets/... (slipway reads them itself; see README.md).
 ENV HOME=/var/lib/slipway \
     SLIPWAY_LISTEN_ADDR=:8080 \
     SLIPWAY_GIT_CACHE_DIR=/var/lib/slipway/git \
@@ -96,8 +95,8 @@ ENV HOME=/var/lib/slipway \
 WORKDIR /var/lib/slipway
 VOLUME /var/lib/slipway
 EXPOSE 8080
-HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 CMD ["/usr/local/bin/slipway-healthcheck"]
-# slipway-entrypoint turns SLIPWAY_..._FILE secrets (compose and Docker secrets) into variables,
-# then execs slipway.
-ENTRYPOINT ["/usr/bin/tini", "--", "/usr/local/bin/slipway-entrypoint"]
+# `slipway healthcheck` asks /readyz (database reachable and migrated) on the listen address; it
+# reads no secret. Its own timeout (3s) is under Docker's.
+HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 CMD ["/usr/local/bin/slipway", "healthcheck"]
+ENTRYPOINT ["/usr/bin/tini", "--", "/usr/local/bin/slipway"]
 CMD ["serve"]

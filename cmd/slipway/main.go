@@ -80,6 +80,10 @@ var commands = []command{
 	{"hash-password", "hash a dashboard password for auth.users",
 		"Read a password from standard input (its first line) and print its argon2id hash, for\n" +
 			"auth.users[].password_hash. The password is never echoed or logged.", hashPassword},
+	{"healthcheck", "ask the server on this host whether it is ready",
+		"GET /readyz on the address serve listens on (SLIPWAY_LISTEN_ADDR, else listen_addr; a wildcard\n" +
+			"host is asked over loopback). Exit status 0 on 200, else 1 with one line saying why. Reads no\n" +
+			"secret and needs no database URL: the container image's HEALTHCHECK.", healthcheck},
 	{"version", "print the version", "Print the version.",
 		func(_ context.Context, _, _ []string, stdout, _ io.Writer) error {
 			fmt.Fprintln(stdout, "slipway", versionString())

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"slices"
 	"strconv"
+	"time"
 
 	"github.com/slipway-dev/slipway/internal/config"
 	"github.com/slipway-dev/slipway/internal/store"
@@ -18,6 +19,7 @@ import (
 type settings struct {
 	config, listen, migrate string
 	workers                 int
+	timeout                 time.Duration
 }
 
 // newFlagSet returns the flags of the command name. Flags override the environment, which
@@ -28,13 +30,16 @@ func newFlagSet(name string, output io.Writer) (*flag.FlagSet, *settings) {
 	fs.Usage = func() {} // run prints the command's help, on stdout when asked for
 	s := &settings{}
 	switch name {
-	case "serve", "migrate", "doctor":
+	case "serve", "migrate", "doctor", "healthcheck":
 		fs.StringVar(&s.config, "config", "", "path of the YAML config `FILE` (SLIPWAY_CONFIG)")
 	}
 	if name == "serve" {
 		fs.StringVar(&s.listen, "listen-addr", "", "HTTP listen address, `HOST:PORT` (SLIPWAY_LISTEN_ADDR)")
 		fs.IntVar(&s.workers, "workers", 0, "worker slots, `N` (SLIPWAY_WORKERS)")
 		fs.StringVar(&s.migrate, "migrate", "", "migrate on start: `true|false` (SLIPWAY_MIGRATE_ON_START)")
+	}
+	if name == "healthcheck" {
+		fs.DurationVar(&s.timeout, "timeout", 3*time.Second, "give up after `DURATION` (3s by default)")
 	}
 	return fs, s
 }

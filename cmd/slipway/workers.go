@@ -71,10 +71,12 @@ func kinds(ctx context.Context, cfg config.Config, st *store.Store, eng *engine.
 		}
 	}
 	var reg deploy.Registry
-	reg, err = registry.New(registry.Config{Engine: eng, StateDir: cfg.StateDir, Insecure: insecure,
-		Timeout: cfg.Stages.Push.D()}, creds, logger.With("component", "registry"))
-	if err != nil {
+	var pullAuth func(context.Context, string) (string, error) // nil: the targets pull anonymously
+	if r, err := registry.New(registry.Config{Engine: eng, StateDir: cfg.StateDir, Insecure: insecure,
+		Timeout: cfg.Stages.Push.D()}, creds, logger.With("component", "registry")); err != nil {
 		reg = unavailable{err}
+	} else {
+		reg, pullAuth = r, r.PullAuth
 	}
 	if aws != nil {
 		ecsTarget, err := aws.ecsTarget(reg, logger.With("component", "target.ecs"))
@@ -83,11 +85,11 @@ func kinds(ctx context.Context, cfg config.Config, st *store.Store, eng *engine.
 		}
 		targets[deploy.PlatformECS] = ecsTarget
 	}
-	dockerTarget, err := docker.New(docker.Config{StableFor: dc.StableFor.D()}, eng, logger.With("component", "target.docker"))
+	dockerTarget, err := docker.New(docker.Config{StableFor: dc.StableFor.D(), PullAuth: pullAuth}, eng, logger.With("component", "target.docker"))
 	if err != nil {
 		return nil, err
 	}
-	swarmTarget, err := swarm.New(swarm.Config{UpdateMonitor: dc.SwarmUpdateMonitor.D()}, eng, logger.With("component", "target.swarm"))
+	swarmTarget, err := swarm.New(swarm.Config{UpdateMonitor: dc.SwarmUpdateMonitor.D(), PullAuth: pullAuth}, eng, logger.With("component", "target.swarm"))
 	if err != nil {
 		return nil, err
 	}

@@ -5,6 +5,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/url"
 	"os"
@@ -211,36 +212,78 @@ func Defaults() Config {
 }
 
 // Load reads the file explicitPath (the --config flag) or, when it is "", the one SLIPWAY_CONFIG
-// names, then the SLIPWAY_* variables of env, and validates the result.
+// names, then the SLIPWAY_* variables of env (secrets also as NAME_FILE=path), and validates the
+// result. PGPASSWORD_FILE puts the database password into database_url; PGPASSWORD itself is
+// left to the driver.
 func Load(explicitPath string, env []string) (Config, error) {
 	vars := envMap(env)
 	cfg := Defaults()
-	file := explicitPath
-	if file == "" {
-		file = vars["SLIPWAY_CONFIG"]
+	if err := readFile(explicitPath, vars, &cfg); err != nil {
+		return Config{}, err
 	}
-	if file != "" {
-		// The error names where the file's name came from: the flag or the variable.
-		from := "--config " + file
-		if explicitPath == "" {
-			from = "SLIPWAY_CONFIG=" + file
-		}
-		data, err := os.ReadFile(file)
-		if err != nil {
-			return Config{}, fmt.Errorf("config: %s: %s", from, readProblem(err))
-		}
-		if err := decodeFile(file, data, &cfg); err != nil {
-			return Config{}, fmt.Errorf("config: %w", err)
-		}
+	// The file names the registries' password variables, so their NAME_FILE forms are read now.
+	files, err := readSecretFiles(vars, cfg.secretEnvNames())
+	if err != nil {
+		return Config{}, fmt.Errorf("config: %w", err)
 	}
+	pgPassword, fromFile := files["PGPASSWORD"]
+	delete(files, "PGPASSWORD") // the driver's, not a setting
+	maps.Copy(vars, files)
 	if err := applyEnv(&cfg, vars); err != nil {
 		return Config{}, fmt.Errorf("config: %w", err)
+	}
+	if fromFile && cfg.DatabaseURL != "" {
+		if cfg.DatabaseURL, err = withPassword(cfg.DatabaseURL, pgPassword); err != nil {
+			return Config{}, fmt.Errorf("config: PGPASSWORD_FILE: %w", err)
+		}
 	}
 	if err := cfg.Validate(); err != nil {
 		return Config{}, fmt.Errorf("config: %w", err)
 	}
 	cfg.Policy.Registries = cfg.RegistryHosts()
 	return cfg, nil
+}
+
+// readFile reads the file explicitPath or, when it is "", the one SLIPWAY_CONFIG names (if any)
+// over cfg.
+func readFile(explicitPath string, vars map[string]string, cfg *Config) error {
+	file := explicitPath
+	if file == "" {
+		file = vars["SLIPWAY_CONFIG"]
+	}
+	if file == "" {
+		return nil
+	}
+	// The error names where the file's name came from: the flag or the variable.
+	from := "--config " + file
+	if explicitPath == "" {
+		from = "SLIPWAY_CONFIG=" + file
+	}
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return fmt.Errorf("config: %s: %s", from, readProblem(err))
+	}
+	if err := decodeFile(file, data, cfg); err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	return nil
+}
+
+// ListenAddr is the address serve listens on, as Load would find it, without reading or
+// checking anything else (no secret, no database URL): for the health check.
+func ListenAddr(explicitPath string, env []string) (string, error) {
+	vars := envMap(env)
+	cfg := Defaults()
+	if err := readFile(explicitPath, vars, &cfg); err != nil {
+		return "", err
+	}
+	if v, ok := vars["SLIPWAY_LISTEN_ADDR"]; ok {
+		cfg.ListenAddr = v
+	}
+	if _, _, err := net.SplitHostPort(cfg.ListenAddr); err != nil {
+		return "", fmt.Errorf("config: listen_addr (SLIPWAY_LISTEN_ADDR): %q is not host:port", cfg.ListenAddr)
+	}
+	return cfg.ListenAddr, nil
 }
 
 // RegistryHosts are the registry hosts this config names: registries[], and with AWS on, the ECR

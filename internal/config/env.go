@@ -10,18 +10,20 @@ import (
 	"github.com/slipway-dev/slipway/internal/typo"
 )
 
-// envVar is one SLIPWAY_* variable: the key of the file it sets, and how.
+// envVar is one SLIPWAY_* variable: the key of the file it sets, and how. A secret one may also
+// come as NAME_FILE (see secretfile.go).
 type envVar struct {
 	name, key string
 	set       func(cfg *Config, v string) error
+	secret    bool
 }
 
-// envVars are every variable Load reads besides SLIPWAY_CONFIG, SLIPWAY_REPOSITORIES and the
-// variables registries[].password_env name.
+// envVars are every variable Load reads besides SLIPWAY_CONFIG, the variables
+// registries[].password_env name, and the NAME_FILE forms of the secret ones.
 var envVars = []envVar{
 	str("SLIPWAY_LISTEN_ADDR", "listen_addr", func(c *Config) *string { return &c.ListenAddr }),
 	secret("SLIPWAY_DATABASE_URL", "database_url", func(c *Config) *Secret { return &c.DatabaseURL }),
-	{"SLIPWAY_MIGRATE_ON_START", "migrate_on_start", func(c *Config, v string) error {
+	{name: "SLIPWAY_MIGRATE_ON_START", key: "migrate_on_start", set: func(c *Config, v string) error {
 		b, err := parseBool(v)
 		c.MigrateOnStart = &b
 		return err
@@ -54,7 +56,7 @@ var envVars = []envVar{
 	duration("SLIPWAY_DOCKER_STABLE_FOR", "docker.stable_for", func(c *Config) *Duration { return &c.Docker.StableFor }),
 	duration("SLIPWAY_DOCKER_SWARM_UPDATE_MONITOR", "docker.swarm_update_monitor", func(c *Config) *Duration { return &c.Docker.SwarmUpdateMonitor }),
 	boolean("SLIPWAY_POLICY_ALLOW_ALL", "policy.allow_all", func(c *Config) *bool { return &c.Policy.AllowAll }),
-	{"SLIPWAY_POLICY_ADOPT", "policy.adopt", func(c *Config, v string) error { c.Policy.Adopt = splitList(v); return nil }},
+	{name: "SLIPWAY_POLICY_ADOPT", key: "policy.adopt", set: func(c *Config, v string) error { c.Policy.Adopt = splitList(v); return nil }},
 	duration("SLIPWAY_STAGES_BUILD_TIMEOUT", "stages.build_timeout", func(c *Config) *Duration { return &c.Stages.Build }),
 	duration("SLIPWAY_STAGES_PUSH_TIMEOUT", "stages.push_timeout", func(c *Config) *Duration { return &c.Stages.Push }),
 	duration("SLIPWAY_STAGES_DEPLOY_TIMEOUT", "stages.deploy_timeout", func(c *Config) *Duration { return &c.Stages.Deploy }),
@@ -68,20 +70,20 @@ var envVars = []envVar{
 	boolean("SLIPWAY_AWS_ECR_CREATE_REPOSITORIES", "aws.ecr.create_repositories", func(c *Config) *bool { return &c.AWS.ECR.CreateRepositories }),
 	boolean("SLIPWAY_AWS_ECR_TAG_IMMUTABILITY", "aws.ecr.tag_immutability", func(c *Config) *bool { return &c.AWS.ECR.TagImmutability }),
 	boolean("SLIPWAY_AWS_ECR_SCAN_ON_PUSH", "aws.ecr.scan_on_push", func(c *Config) *bool { return &c.AWS.ECR.ScanOnPush }),
-	{"SLIPWAY_REPOSITORIES", "repositories", setRepositories},
+	{name: "SLIPWAY_REPOSITORIES", key: "repositories", set: setRepositories},
 }
 
 func str(name, key string, field func(*Config) *string) envVar {
-	return envVar{name, key, func(c *Config, v string) error { *field(c) = v; return nil }}
+	return envVar{name: name, key: key, set: func(c *Config, v string) error { *field(c) = v; return nil }}
 }
 
 func secret(name, key string, field func(*Config) *Secret) envVar {
-	return envVar{name, key, func(c *Config, v string) error { *field(c) = Secret(v); return nil }}
+	return envVar{name: name, key: key, secret: true, set: func(c *Config, v string) error { *field(c) = Secret(v); return nil }}
 }
 
 // secrets reads a comma-separated list, as used while rotating a secret.
 func secrets(name, key string, field func(*Config) *[]Secret) envVar {
-	return envVar{name, key, func(c *Config, v string) error {
+	return envVar{name: name, key: key, secret: true, set: func(c *Config, v string) error {
 		var out []Secret
 		for _, s := range splitList(v) {
 			out = append(out, Secret(s))
@@ -92,7 +94,7 @@ func secrets(name, key string, field func(*Config) *[]Secret) envVar {
 }
 
 func integer(name, key string, set func(*Config, int64)) envVar {
-	return envVar{name, key, func(c *Config, v string) error {
+	return envVar{name: name, key: key, set: func(c *Config, v string) error {
 		n, err := strconv.ParseInt(v, 10, 64)
 		if err != nil {
 			return fmt.Errorf("%q is not an integer", v)
@@ -103,7 +105,7 @@ func integer(name, key string, set func(*Config, int64)) envVar {
 }
 
 func boolean(name, key string, field func(*Config) *bool) envVar {
-	return envVar{name, key, func(c *Config, v string) (err error) {
+	return envVar{name: name, key: key, set: func(c *Config, v string) (err error) {
 		*field(c), err = parseBool(v)
 		return err
 	}}
@@ -118,7 +120,7 @@ func parseBool(v string) (bool, error) {
 }
 
 func duration(name, key string, field func(*Config) *Duration) envVar {
-	return envVar{name, key, func(c *Config, v string) error { return field(c).UnmarshalText([]byte(v)) }}
+	return envVar{name: name, key: key, set: func(c *Config, v string) error { return field(c).UnmarshalText([]byte(v)) }}
 }
 
 // splitList reads a comma-separated list, blanks dropped.
@@ -146,18 +148,20 @@ func setRepositories(c *Config, v string) error {
 	return nil
 }
 
+// envMap is env as a map, the last of a name winning (as the flags appended last do).
 func envMap(env []string) map[string]string {
 	m := map[string]string{}
 	for _, kv := range env {
-		if k, v, ok := strings.Cut(kv, "="); ok && strings.HasPrefix(k, "SLIPWAY_") {
+		if k, v, ok := strings.Cut(kv, "="); ok {
 			m[k] = v
 		}
 	}
 	return m
 }
 
-// applyEnv overrides cfg with the environment. Each error names the variable and the key it
-// sets; only values that are not secret are quoted.
+// applyEnv overrides cfg with the environment (whole: registries[].password_env may name any
+// variable). Each error names the variable and the key it sets; only values that are not secret
+// are quoted.
 func applyEnv(cfg *Config, vars map[string]string) error {
 	var errs []error
 	for _, ev := range envVars {
@@ -175,7 +179,7 @@ func applyEnv(cfg *Config, vars map[string]string) error {
 		}
 		v, ok := vars[r.PasswordEnv]
 		if !ok || v == "" {
-			errs = append(errs, fmt.Errorf("registries[%d].password_env: environment variable %s is not set", i, r.PasswordEnv))
+			errs = append(errs, fmt.Errorf("registries[%d].password_env: environment variable %s is not set (nor %s_FILE)", i, r.PasswordEnv, r.PasswordEnv))
 			continue
 		}
 		cfg.Registries[i].Password = Secret(v)
@@ -190,7 +194,8 @@ var harnessPrefixes = []string{"SLIPWAY_TEST_", "SLIPWAY_BENCH_", "SLIPWAY_CHAOS
 
 // UnknownEnv returns one warning per SLIPWAY_* variable of env that is no setting (a typo is
 // otherwise silently ignored), naming the closest known one. Variables that c's
-// registries[].password_env name are known. Values are never shown.
+// registries[].password_env name are known, and so is NAME_FILE for every secret NAME. Values
+// are never shown.
 func (c Config) UnknownEnv(env []string) []string {
 	known := []string{"SLIPWAY_CONFIG"}
 	for _, ev := range envVars {
@@ -201,9 +206,13 @@ func (c Config) UnknownEnv(env []string) []string {
 			known = append(known, r.PasswordEnv)
 		}
 	}
+	for _, name := range c.secretEnvNames() {
+		known = append(known, name+fileSuffix)
+	}
 	var names []string
 	for name := range envMap(env) {
-		if slices.Contains(known, name) || slices.ContainsFunc(harnessPrefixes, func(p string) bool { return strings.HasPrefix(name, p) }) {
+		if !strings.HasPrefix(name, "SLIPWAY_") || slices.Contains(known, name) ||
+			slices.ContainsFunc(harnessPrefixes, func(p string) bool { return strings.HasPrefix(name, p) }) {
 			continue
 		}
 		names = append(names, name)
@@ -212,7 +221,10 @@ func (c Config) UnknownEnv(env []string) []string {
 	var out []string
 	for _, name := range names {
 		msg := name + " is not a known setting"
-		if near := closest(name, known); near != "" {
+		if plain, ok := strings.CutSuffix(name, fileSuffix); ok && slices.Contains(known, plain) {
+			// SLIPWAY_WORKERS_FILE: the nearest name is SLIPWAY_WORKERS, which takes no file.
+			msg += "; only secrets can come from a file: set " + plain
+		} else if near := closest(name, known); near != "" {
 			msg += "; did you mean " + near + "?"
 		} else {
 			msg += " (see the configuration reference in README.md)"

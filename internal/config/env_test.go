@@ -78,6 +78,15 @@ func TestUnknownEnv(t *testing.T) {
 		{"SLIPWAY_TEST_DATABASE_URL=postgres://x", ""},
 		{"SLIPWAY_CHAOS_SEED=1", ""},
 		{"DATABSE_URL=x", ""},
+		{"SLIPWAY_DATABASE_URL_FILE=/run/secrets/db", ""},
+		{"SLIPWAY_AUTH_OIDC_CLIENT_SECRET_FILE=/run/secrets/oidc", ""},
+		{"SLIPWAY_REGISTRY_PASSWORD_ACME_FILE=/run/secrets/acme", ""},
+		{"SLIPWAY_DATABASE_URL_FIEL=/run/secrets/CANARY", "SLIPWAY_DATABASE_URL_FIEL is not a known setting; did you mean SLIPWAY_DATABASE_URL_FILE?"},
+		{"SLIPWAY_WEBHOOK_SECRETS_FILE=/run/secrets/CANARY", "SLIPWAY_WEBHOOK_SECRETS_FILE is not a known setting; did you mean SLIPWAY_WEBHOOK_SECRET_FILE?"},
+		{"SLIPWAY_API_TOKEN_FILE=/run/secrets/CANARY", "SLIPWAY_API_TOKEN_FILE is not a known setting; did you mean SLIPWAY_API_TOKENS_FILE?"},
+		{"SLIPWAY_WORKERS_FILE=/etc/CANARY", "SLIPWAY_WORKERS_FILE is not a known setting; only secrets can come from a file: set SLIPWAY_WORKERS"},
+		{"SLIPWAY_CONFIG_FILE=/etc/CANARY", "SLIPWAY_CONFIG_FILE is not a known setting; only secrets can come from a file: set SLIPWAY_CONFIG"},
+		{"PGPASSWORD_FILE=/run/secrets/pg", ""},
 	}
 	for _, c := range cases {
 		t.Run(c.env, func(t *testing.T) {

@@ -9,6 +9,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"fmt"
 	"net"
@@ -77,19 +78,42 @@ func (e Env) TryDocker(args ...string) (string, error) {
 // the way Slipway deploys images.
 func (e Env) Image(t testing.TB, name string, lines ...string) string {
 	t.Helper()
-	dir := t.TempDir()
 	dockerfile := "FROM " + e.BaseImage + "\n" + strings.Join(lines, "\n") + "\n"
-	if err := os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte(dockerfile), 0o644); err != nil {
-		t.Fatal(err)
-	}
 	// The repository is named after the content too, so that tests running at the same time never
 	// push each other's build under one tag.
 	sum := sha256.Sum256([]byte(dockerfile))
-	repo := e.Registry + "/slipway-test/" + name + "-" + hex.EncodeToString(sum[:4])
+	return e.buildPush(t, e.Registry+"/slipway-test/"+name+"-"+hex.EncodeToString(sum[:4]), dockerfile)
+}
+
+// PrivateImage is Image for a registry that wants a login (host, from testenv.AuthRegistry): the
+// image is pushed with user and password, then removed from the engine, so that running it
+// means pulling it with the login.
+func (e Env) PrivateImage(t testing.TB, host, user, password, name string, lines ...string) string {
+	t.Helper()
+	nonce := Name("")
+	dockerfile := "FROM " + e.BaseImage + "\nLABEL dev.slipway.test.nonce=" + nonce + "\n" + strings.Join(lines, "\n") + "\n"
+	config := t.TempDir()
+	auth := base64.StdEncoding.EncodeToString([]byte(user + ":" + password))
+	if err := os.WriteFile(filepath.Join(config, "config.json"), []byte(`{"auths":{"`+host+`":{"auth":"`+auth+`"}}}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ref := e.buildPush(t, host+"/slipway-test/"+name+nonce, dockerfile, "--config", config)
+	e.Docker(t, "rmi", "--force", ref[:strings.LastIndexByte(ref, '@')]+":latest")
+	return ref
+}
+
+// buildPush builds dockerfile as repo:latest, pushes it (the docker CLI run with pushFlags) and
+// returns it pinned by digest.
+func (e Env) buildPush(t testing.TB, repo, dockerfile string, pushFlags ...string) string {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte(dockerfile), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	ref := repo + ":latest"
 	// The classic builder: BuildKit needs a buildx plugin or --network host here.
 	e.Docker(t, "build", "--quiet", "--tag", ref, dir)
-	out := e.Docker(t, "push", ref)
+	out := e.Docker(t, append(pushFlags, "push", ref)...)
 	m := regexp.MustCompile(`digest: (sha256:[0-9a-f]{64})`).FindStringSubmatch(out)
 	if m == nil {
 		t.Fatalf("no digest in the output of docker push %s:\n%s", ref, out)

@@ -126,8 +126,14 @@ func (t *Target) ensureImage(ctx context.Context, ref string, log deploy.LogFunc
 	if !cerrdefs.IsNotFound(err) {
 		return fmt.Errorf("looking up image %s: %w", ref, err)
 	}
+	var opts image.PullOptions
+	if t.cfg.PullAuth != nil {
+		if opts.RegistryAuth, err = t.cfg.PullAuth(ctx, ref); err != nil {
+			return fmt.Errorf("pulling %s: %w", ref, err)
+		}
+	}
 	say(log, "pulling %s", ref)
-	rc, err := t.eng.API.ImagePull(ctx, ref, image.PullOptions{})
+	rc, err := t.eng.API.ImagePull(ctx, ref, opts)
 	if err != nil {
 		return fmt.Errorf("pulling %s: %w", ref, err)
 	}

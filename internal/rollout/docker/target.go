@@ -36,6 +36,10 @@ type Config struct {
 	// RestoreTimeout bounds putting the previous container back after a failure or a
 	// cancellation, which runs even when the deployment's context is done; 2m by default.
 	RestoreTimeout time.Duration
+	// PullAuth gives the engine's X-Registry-Auth for pulling an image the engine does not have
+	// (a rollback to an image pruned since, a server that did not build it); nil, or "", pulls
+	// anonymously. *registry.Registry's PullAuth is one.
+	PullAuth func(ctx context.Context, ref string) (string, error)
 }
 
 // Target deploys to containers on one Docker engine.

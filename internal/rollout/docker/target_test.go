@@ -15,7 +15,9 @@ import (
 	"github.com/slipway-dev/slipway/internal/deploy"
 	"github.com/slipway-dev/slipway/internal/dockercli/dockertest"
 	"github.com/slipway-dev/slipway/internal/engine"
+	"github.com/slipway-dev/slipway/internal/registry"
 	"github.com/slipway-dev/slipway/internal/rollout/docker"
+	"github.com/slipway-dev/slipway/internal/testenv"
 )
 
 // fixture is one test's engine, target and container name, the container removed at the end.
@@ -416,4 +418,44 @@ func TestDeployRefusesContainersItDoesNotOwn(t *testing.T) {
 		t.Fatalf("deploy by another repository: %v", err)
 	}
 	f.requireRunning(t, mine, "mine")
+}
+
+// An image the engine does not hold (a rollback to one pruned since) is pulled with the registry's
+// login: without PullAuth the registry refuses the engine, with it the container runs.
+func TestDeployPullsWithTheRegistryLogin(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	const user = "puller"
+	password := "pw-" + dockertest.Name("secret")
+	host := testenv.AuthRegistry(t, user, password)
+	private := f.env.PrivateImage(t, host, user, password, "web-private",
+		"RUN mkdir /www && echo private > /www/index.html",
+		`CMD ["sh", "-c", "exec httpd -f -h /www -p 127.0.0.1:$PORT"]`)
+
+	log, err := f.deploy(t, f.rollout(private))
+	if err == nil || !strings.Contains(err.Error(), "pulling "+private) {
+		t.Fatalf("deploy without a login: %v, want the pull refused", err)
+	}
+	if log.Contains(password) {
+		t.Error("the log shows the password")
+	}
+
+	creds, err := registry.New(registry.Config{Engine: dockertest.Engine(t, f.env.CLI, f.env.Host), StateDir: t.TempDir()},
+		registry.Static{host: {User: user, Password: password}}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	eng := dockertest.Engine(t, f.env.CLI, f.env.Host)
+	f.tgt, err = docker.New(docker.Config{StableFor: time.Second, StopTimeout: time.Second, PullAuth: creds.PullAuth},
+		eng, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if log, err = f.deploy(t, f.rollout(private)); err != nil {
+		t.Fatalf("deploy with the login: %v", err)
+	}
+	if !log.Contains("pulling " + private) {
+		t.Error("the log does not say the image was pulled")
+	}
+	f.requireRunning(t, private, "private")
 }

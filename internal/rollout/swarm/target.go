@@ -37,6 +37,10 @@ type Config struct {
 	// verdict comes from the engine's events as it happens; without them, from these reads. 1s by
 	// default.
 	PollInterval time.Duration
+	// PullAuth gives the X-Registry-Auth that a service update hands to the nodes, which pull
+	// the image themselves; nil, or "", leaves the service the login it was last given (an ECR
+	// token in it expires after 12 hours). *registry.Registry's PullAuth is one.
+	PullAuth func(ctx context.Context, ref string) (string, error)
 }
 
 // engineAPI is the part of the Engine API client the target uses. Every call and option it makes

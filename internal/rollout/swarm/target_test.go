@@ -14,7 +14,9 @@ import (
 	"github.com/slipway-dev/slipway/internal/deploy"
 	"github.com/slipway-dev/slipway/internal/dockercli/dockertest"
 	"github.com/slipway-dev/slipway/internal/engine"
+	"github.com/slipway-dev/slipway/internal/registry"
 	"github.com/slipway-dev/slipway/internal/rollout/swarm"
+	"github.com/slipway-dev/slipway/internal/testenv"
 )
 
 type fixture struct {
@@ -320,4 +322,46 @@ func TestOwnership(t *testing.T) {
 		t.Fatalf("deploy by another repository: %v", err)
 	}
 	f.requireRunning(t, second)
+}
+
+// The nodes pull the new image themselves: the update hands them the registry's login. Without
+// it a private image cannot be pulled and Swarm rolls back; with it the task runs.
+func TestDeployHandsTheNodesTheRegistryLogin(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	const user = "puller"
+	password := "pw-" + dockertest.Name("secret")
+	host := testenv.AuthRegistry(t, user, password)
+	first := f.sleeper(t, "public")
+	private := f.env.PrivateImage(t, host, user, password, "swarm-private", `CMD ["sleep", "600"]`)
+	f.create(t, first)
+
+	log := dockertest.NewLog(t, nil)
+	if err := f.deploy(t, context.Background(), f.rollout(private), log); !errors.Is(err, deploy.ErrRolledBack) {
+		t.Fatalf("deploy without a login: %v, want a rollback", err)
+	}
+	f.requireRunning(t, first)
+
+	creds, err := registry.New(registry.Config{Engine: dockertest.Engine(t, f.env.CLI, f.env.Host), StateDir: t.TempDir()},
+		registry.Static{host: {User: user, Password: password}}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	eng, err := engine.New(tripwire(t), f.env.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = eng.Close() })
+	if f.tgt, err = swarm.New(swarm.Config{UpdateMonitor: time.Second, PullAuth: creds.PullAuth}, eng, slog.New(slog.DiscardHandler)); err != nil {
+		t.Fatal(err)
+	}
+	f.calls = swarm.CountCalls(f.tgt)
+	log = dockertest.NewLog(t, nil)
+	if err := f.deploy(t, context.Background(), f.rollout(private), log); err != nil {
+		t.Fatalf("deploy with the login: %v", err)
+	}
+	f.requireRunning(t, private)
+	if log.Contains(password) {
+		t.Error("the log shows the password")
+	}
 }

@@ -63,9 +63,7 @@ func (u *update) run(ctx context.Context) (rolledBack bool, err error) {
 	}
 	say(u.log, "updating swarm service %s from %s to %s", u.name, image(u.before), u.r.Image)
 	start := time.Now()
-	// No registry credentials: without them the engine keeps the ones the service was created
-	// with, and the tests' registry is local and open.
-	resp, err := u.t.api.ServiceUpdate(ctx, u.id, u.before.Version, spec, swarm.ServiceUpdateOptions{})
+	resp, err := u.t.api.ServiceUpdate(ctx, u.id, u.before.Version, spec, u.options(ctx, u.r.Image, swarm.ServiceUpdateOptions{}))
 	if ctx.Err() != nil {
 		// The update may have reached Swarm before the request was cut short; abort looks.
 		return u.abort(ctx)
@@ -165,6 +163,22 @@ func (t *Target) rollbackContext(ctx context.Context) (context.Context, context.
 	return context.WithTimeout(context.WithoutCancel(ctx), t.cfg.RollbackTimeout)
 }
 
+// options are a service update's opts with the registry login for pulling ref. Without one (no
+// PullAuth, no login for the host, or the lookup failed, which the log says) the service keeps
+// the login it was last given, which may still serve.
+func (u *update) options(ctx context.Context, ref string, opts swarm.ServiceUpdateOptions) swarm.ServiceUpdateOptions {
+	if u.t.cfg.PullAuth == nil {
+		return opts
+	}
+	auth, err := u.t.cfg.PullAuth(ctx, ref)
+	if err != nil {
+		say(u.log, "no registry login for %s (the service keeps the one it has): %v", ref, err)
+		return opts
+	}
+	opts.EncodedRegistryAuth = auth
+	return opts
+}
+
 // rollback asks Swarm to return the service, s as last read, to the spec it had before the last
 // update (ours), as `docker service rollback` does, and waits for Swarm to finish.
 func (u *update) rollback(ctx context.Context, s swarm.Service) error {
@@ -174,7 +188,7 @@ func (u *update) rollback(ctx context.Context, s swarm.Service) error {
 	say(u.log, "rolling back swarm service %s to %s", u.name, image(u.before))
 	// Swarm ignores the spec sent with a rollback; the version still guards against a change
 	// made since s was read.
-	resp, err := u.t.api.ServiceUpdate(ctx, u.id, s.Version, s.Spec, swarm.ServiceUpdateOptions{Rollback: "previous"})
+	resp, err := u.t.api.ServiceUpdate(ctx, u.id, s.Version, s.Spec, u.options(ctx, image(u.before), swarm.ServiceUpdateOptions{Rollback: "previous"}))
 	if err != nil {
 		return fmt.Errorf("rolling back swarm service %s: %w", u.name, err)
 	}
