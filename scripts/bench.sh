@@ -10,7 +10,8 @@
 #   trivial swarm service vs scripts/deploy-baseline.sh (docker build, push, service update), ~1.5 min;
 #   go test -bench BenchmarkMonorepoPush ./internal/e2e: a monorepo push touching 1, 4, 8 services,
 #   each really built, by Slipway (4 and 8 workers) vs scripts/monorepo-baseline.sh (docker build,
-#   push, container replaced) sequential and parallel, with docker processes and CPU counted;
+#   push, container replaced) sequential and parallel, bare and waiting the stability window (-w 3s),
+#   with docker processes and CPU counted;
 #   scripts/dashboard-bench.sh: the dashboard's pages (p50/p95 server time, EXPLAIN of each query) on
 #   SLIPWAY_BENCH_DEPLOYMENTS seeded deployments, and RSS while 10 clients tail 4 live logs;
 #   then services.sh down (always).

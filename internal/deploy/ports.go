@@ -65,6 +65,18 @@ type Rollout struct {
 	// worker's claim; a target calls it before it points the target there and stops when it fails.
 	// nil records nothing.
 	Record func(ctx context.Context, res Result) error
+	// Waiting tells the worker the rollout only waits now (a container proving itself, Swarm or
+	// ECS settling), so its slot may take other work; the rollout calls resume when it acts
+	// again. nil: the slot stays taken.
+	Waiting func() (resume func())
+}
+
+// Wait calls r.Waiting, if set, and returns its resume.
+func (r Rollout) Wait() (resume func()) {
+	if r.Waiting == nil {
+		return func() {}
+	}
+	return r.Waiting()
 }
 
 // LabelRepo is the label (on containers and Swarm services; a tag on ECS services) recording

@@ -39,7 +39,8 @@ const monoStableFor = 3 * time.Second
 // different one per side, and the run fails when a build was skipped or cached or a service's
 // digest did not change. The targets (docker processes per deployment ≤ 4, Slipway's CPU
 // per service ≤ the script's, N=8 ≤ 0.8× the sequential script and ≤ 1.2× the parallel one, N=1 ≤
-// 1.2× the script) are reported, a miss is not a failure.
+// 1.2× the script with the default stability window) are reported against both kinds of script, a
+// miss is not a failure.
 //
 // Environment: that of the e2e tests (scripts/services.sh's env); SLIPWAY_BENCH_SERVER_BIN as for
 // BenchmarkDeployOverhead.

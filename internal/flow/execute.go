@@ -118,7 +118,7 @@ type plan struct {
 func (p plan) rollout(image string) deploy.Rollout {
 	r := deploy.Rollout{DeploymentID: p.d.ID, Repo: p.d.Repo, Service: p.d.Service,
 		Environment: p.d.Environment, Image: image, Destination: p.spec.Destination, Held: p.job.Held,
-		Adopt: p.adopt}
+		Waiting: p.job.Waiting, Adopt: p.adopt}
 	if p.hasLive {
 		r.Previous, r.PreviousID = pinned(p.live), p.live.ID
 		r.PreviousDestination = p.live.Spec.Destination

@@ -146,6 +146,11 @@ func (f *execFixture) wantRollout(t *testing.T, method string, want deploy.Rollo
 		t.Errorf("%s got Record set: %v, want it set for a deploy or a rollback only", method, got.Record != nil)
 	}
 	got.Record = nil
+	// A job's Waiting lends its worker slot out while the target waits.
+	if got.Waiting == nil {
+		t.Errorf("%s got no Waiting", method)
+	}
+	got.Waiting = nil
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("%s got\n %+v\nwant\n %+v", method, got, want)
 	}

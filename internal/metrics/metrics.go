@@ -44,7 +44,7 @@ func New(reg prometheus.Registerer) *Metrics {
 		}, []string{"kind"}),
 		WorkersBusy: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "slipway_workers_busy",
-			Help: "Workers currently running an item, by kind.",
+			Help: "Items this replica holds, by kind: running, or waiting on a target (which lends the worker slot out).",
 		}, []string{"kind"}),
 		Workers: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "slipway_workers",

@@ -35,6 +35,19 @@ type Job struct {
 	store.Claim
 	lease *lease
 	stale func(write string)
+	wait  func() (resume func())
+}
+
+// Waiting tells the queue that the item only waits now (for a container to prove itself, for
+// Swarm or ECS to report), so that its worker slot may run another item meanwhile: a monorepo
+// push then builds some services while others wait out their rollouts. The item keeps its claim,
+// lease and heartbeat. Call resume when it acts again; it runs even when every slot is taken
+// (what follows a wait is short), and a replica holds at most MaxHeld items in all.
+func (j Job) Waiting() (resume func()) {
+	if j.wait == nil {
+		return func() {}
+	}
+	return j.wait()
 }
 
 // Held reports whether the worker may still act for the item: nil while its lease was renewed
@@ -73,7 +86,8 @@ type Kind struct {
 // Config configures a Queue. Zero durations take the defaults noted.
 type Config struct {
 	Owner         string        // lease owner, unique per replica (hostname-pid-random)
-	Workers       int           // worker slots (default 4)
+	Workers       int           // worker slots: items that act at once (default 4)
+	MaxHeld       int           // items held at once, waiting ones (Job.Waiting) included (default 4×Workers)
 	Lease         time.Duration // default 30s; heartbeats every Lease/3
 	PollInterval  time.Duration // fallback when a notification is lost (default 2s)
 	RescueEvery   time.Duration // default 5s
@@ -101,8 +115,9 @@ type Queue struct {
 }
 
 type running struct {
-	job    Job
-	cancel context.CancelCauseFunc
+	job     Job
+	cancel  context.CancelCauseFunc
+	waiting bool // Job.Waiting: holds no worker slot
 }
 
 // Causes of a job context's cancellation; the worker chooses what to write from them.
@@ -115,6 +130,7 @@ var (
 // New builds a Queue; Run starts it.
 func New(cfg Config, st Store, m *metrics.Metrics, logger *slog.Logger) (*Queue, error) {
 	cfg.Workers = cmp.Or(cfg.Workers, 4)
+	cfg.MaxHeld = max(cmp.Or(cfg.MaxHeld, 4*cfg.Workers), cfg.Workers)
 	cfg.Lease = cmp.Or(cfg.Lease, 30*time.Second)
 	cfg.PollInterval = cmp.Or(cfg.PollInterval, 2*time.Second)
 	cfg.RescueEvery = cmp.Or(cfg.RescueEvery, 5*time.Second)
@@ -214,7 +230,7 @@ func (q *Queue) dispatch(ctx context.Context, workers *sync.WaitGroup) {
 	for {
 		saturated := false
 		for len(want) > 0 && ctx.Err() == nil {
-			if q.runningCount() >= q.cfg.Workers {
+			if active, held := q.counts(); active >= q.cfg.Workers || held >= q.cfg.MaxHeld {
 				saturated = true
 				break
 			}
@@ -287,9 +303,32 @@ func (q *Queue) claimNext(ctx context.Context, want map[string]bool, next *int) 
 }
 
 func (q *Queue) runningCount() int {
+	_, held := q.counts()
+	return held
+}
+
+// counts returns how many items hold a worker slot (active) and how many this replica holds.
+func (q *Queue) counts() (active, held int) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	return len(q.running)
+	for _, r := range q.running {
+		if !r.waiting {
+			active++
+		}
+	}
+	return active, len(q.running)
+}
+
+// setWaiting marks the item key waiting or active again; a slot freed wakes the dispatcher.
+func (q *Queue) setWaiting(key string, waiting bool) {
+	q.mu.Lock()
+	if r, ok := q.running[key]; ok {
+		r.waiting = waiting
+	}
+	q.mu.Unlock()
+	if waiting {
+		signal(q.freed)
+	}
 }
 
 func (q *Queue) cancelAll(cause error) {

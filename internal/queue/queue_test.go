@@ -512,6 +512,48 @@ func TestWorkerLimit(t *testing.T) {
 	}
 }
 
+// An item that only waits (Job.Waiting) holds no worker slot: with one worker, items that wait
+// are held together, up to MaxHeld, and every one finishes after it resumes.
+func TestWaitingFreesTheSlot(t *testing.T) {
+	st := testenv.Store(t)
+	var held, peak atomic.Int32
+	full := make(chan struct{}) // closed once MaxHeld items wait at once
+	release := make(chan struct{})
+	var once sync.Once
+	startQueue(t, st, "w", 1, handlers{run: func(ctx context.Context, job queue.Job) error {
+		resume := job.Waiting()
+		n := held.Add(1)
+		for p := peak.Load(); n > p && !peak.CompareAndSwap(p, n); p = peak.Load() {
+		}
+		if n == 3 {
+			once.Do(func() { close(full) })
+		}
+		select {
+		case <-release:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		held.Add(-1)
+		resume()
+		return nil
+	}}, func(c *queue.Config) { c.MaxHeld = 3 })
+	for range 7 {
+		newRun(t, st)
+	}
+	select {
+	case <-full:
+	case <-time.After(time.Minute): // only stops a hang
+		t.Fatalf("%d items held at once with one worker, want 3: waiting items keep their slot", held.Load())
+	}
+	close(release)
+	waitFor(t, "all planned", func() bool {
+		return countWhere(t, st, `SELECT count(*) FROM runs WHERE status = 'planned'`) == 7
+	})
+	if p := peak.Load(); p != 3 {
+		t.Errorf("peak held %d, want MaxHeld 3", p)
+	}
+}
+
 // A deployment rescued after a newer push of its service was queued never runs: the newer one
 // deploys and the old one ends superseded.
 func TestRescuedDeploymentDoesNotOverrideNewer(t *testing.T) {

@@ -37,6 +37,10 @@ func (q *Queue) start(parent context.Context, job Job, workers *sync.WaitGroup) 
 	// The job outlives the parent's cancellation (shutdown) until the grace period ends.
 	ctx, cancel := context.WithCancelCause(context.WithoutCancel(parent))
 	key := itemKey(job.Kind, job.ID)
+	job.wait = func() func() {
+		q.setWaiting(key, true)
+		return sync.OnceFunc(func() { q.setWaiting(key, false) })
+	}
 	q.mu.Lock()
 	q.running[key] = &running{job: job, cancel: cancel}
 	q.mu.Unlock()

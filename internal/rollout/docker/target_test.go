@@ -148,9 +148,19 @@ func TestDeployReplacesAndRollsBack(t *testing.T) {
 		t.Errorf("labels = %q", labels)
 	}
 
-	log, err := f.deploy(t, f.rollout(v2))
+	// The stability window is a wait: the worker's slot is lent out for it, and taken back.
+	r2 := f.rollout(v2)
+	var waits, resumes int
+	r2.Waiting = func() func() {
+		waits++
+		return func() { resumes++ }
+	}
+	log, err := f.deploy(t, r2)
 	if err != nil {
 		t.Fatalf("second deploy: %v", err)
+	}
+	if waits != 1 || resumes != 1 {
+		t.Errorf("the rollout said it waits %d times and resumed %d times, want 1 and 1", waits, resumes)
 	}
 	f.requireRunning(t, v2, "two")
 	f.requireNoPrevious(t)

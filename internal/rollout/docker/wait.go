@@ -52,6 +52,8 @@ func (t *Target) startAndWait(ctx context.Context, r deploy.Rollout, b *box, tim
 	defer deadline.Stop()
 	var poll <-chan time.Time // set when the events stream fails: fall back to reading the state
 	isStable, healthy, health := false, !hasHealth, ""
+	// The wait takes no worker slot: another deployment may build meanwhile.
+	defer r.Wait()()
 	for !(healthy && (isStable || hasHealth)) {
 		select {
 		case <-ctx.Done():

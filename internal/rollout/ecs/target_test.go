@@ -137,8 +137,17 @@ func TestDeployCompletes(t *testing.T) {
 		ecstest.Progress(1, 1), ecstest.Say("(service api) has started 1 tasks: (task 1a2b)."), ecstest.Progress(2, 0), ecstest.Idle(), ecstest.Complete(),
 	})
 	image := img("v2")
-	if err := f.tgt.Deploy(t.Context(), f.rollout("api", image), f.log.log); err != nil {
+	r := f.rollout("api", image)
+	var waits, resumes int
+	r.Waiting = func() func() {
+		waits++
+		return func() { resumes++ }
+	}
+	if err := f.tgt.Deploy(t.Context(), r, f.log.log); err != nil {
 		t.Fatalf("Deploy: %v\n%s", err, f.log)
+	}
+	if waits != 1 || resumes != 1 {
+		t.Errorf("following ECS: said it waits %d times and resumed %d times, want 1 and 1", waits, resumes)
 	}
 	s := f.d.Service("api")
 	if s.TaskDef != tdARN("api", 6) {

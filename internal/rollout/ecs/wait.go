@@ -82,6 +82,8 @@ func (u *update) watch(before, after ecstypes.Service, arn string) *watch {
 // follow reads the service with backoff until the deployment is over or ctx ends; then the error
 // wraps ctx's cause and says where the deployment was.
 func (w *watch) follow(ctx context.Context) (verdict, error) {
+	// Following takes no worker slot: another deployment may build meanwhile.
+	defer w.u.r.Wait()()
 	delay := w.u.t.cfg.PollMin
 	timer := time.NewTimer(delay)
 	defer timer.Stop()

@@ -143,8 +143,17 @@ func TestDeployUpdatesServiceAndRollsBack(t *testing.T) {
 
 	log := dockertest.NewLog(t, nil)
 	start := time.Now()
-	if err := f.tgt.Deploy(context.Background(), f.rollout(second), log.Func); err != nil {
+	r = f.rollout(second)
+	var waits, resumes int
+	r.Waiting = func() func() {
+		waits++
+		return func() { resumes++ }
+	}
+	if err := f.tgt.Deploy(context.Background(), r, log.Func); err != nil {
 		t.Fatalf("deploy: %v", err)
+	}
+	if waits != 1 || resumes != 1 {
+		t.Errorf("waiting for Swarm: said it waits %d times and resumed %d times, want 1 and 1", waits, resumes)
 	}
 	took, calls := time.Since(start), f.calls.Take()
 	t.Logf("Deploy took %s, API calls %v", took.Round(time.Millisecond), calls)

@@ -63,7 +63,7 @@ func (u *update) run(ctx context.Context) (rolledBack bool, err error) {
 	}
 	say(u.log, "updating swarm service %s from %s to %s", u.name, image(u.before), u.r.Image)
 	start := time.Now()
-	resp, err := u.t.api.ServiceUpdate(ctx, u.id, u.before.Version, spec, u.options(ctx, u.r.Image, swarm.ServiceUpdateOptions{}))
+	resp, err := u.t.api.ServiceUpdate(ctx, u.id, u.before.Version, spec, u.options(ctx))
 	if ctx.Err() != nil {
 		// The update may have reached Swarm before the request was cut short; abort looks.
 		return u.abort(ctx)
@@ -163,20 +163,20 @@ func (t *Target) rollbackContext(ctx context.Context) (context.Context, context.
 	return context.WithTimeout(context.WithoutCancel(ctx), t.cfg.RollbackTimeout)
 }
 
-// options are a service update's opts with the registry login for pulling ref. Without one (no
-// PullAuth, no login for the host, or the lookup failed, which the log says) the service keeps
-// the login it was last given, which may still serve.
-func (u *update) options(ctx context.Context, ref string, opts swarm.ServiceUpdateOptions) swarm.ServiceUpdateOptions {
+// options are the update's options: the registry login for pulling the new image, which Swarm
+// keeps in the service's spec for the nodes that start its tasks. Without one (no PullAuth, no
+// login for the host, or the lookup failed, which the log says) the service keeps the login it
+// was last given, which may still serve.
+func (u *update) options(ctx context.Context) swarm.ServiceUpdateOptions {
 	if u.t.cfg.PullAuth == nil {
-		return opts
+		return swarm.ServiceUpdateOptions{}
 	}
-	auth, err := u.t.cfg.PullAuth(ctx, ref)
+	auth, err := u.t.cfg.PullAuth(ctx, u.r.Image)
 	if err != nil {
-		say(u.log, "no registry login for %s (the service keeps the one it has): %v", ref, err)
-		return opts
+		say(u.log, "no registry login for %s (the service keeps the one it has): %v", u.r.Image, err)
+		return swarm.ServiceUpdateOptions{}
 	}
-	opts.EncodedRegistryAuth = auth
-	return opts
+	return swarm.ServiceUpdateOptions{EncodedRegistryAuth: auth}
 }
 
 // rollback asks Swarm to return the service, s as last read, to the spec it had before the last
@@ -186,9 +186,9 @@ func (u *update) rollback(ctx context.Context, s swarm.Service) error {
 		return fmt.Errorf("swarm service %s left as it is: %w", u.name, err)
 	}
 	say(u.log, "rolling back swarm service %s to %s", u.name, image(u.before))
-	// Swarm ignores the spec sent with a rollback; the version still guards against a change
-	// made since s was read.
-	resp, err := u.t.api.ServiceUpdate(ctx, u.id, s.Version, s.Spec, u.options(ctx, image(u.before), swarm.ServiceUpdateOptions{Rollback: "previous"}))
+	// Swarm ignores the spec sent with a rollback, and so a login (the previous spec keeps the
+	// one it had); the version still guards against a change made since s was read.
+	resp, err := u.t.api.ServiceUpdate(ctx, u.id, s.Version, s.Spec, swarm.ServiceUpdateOptions{Rollback: "previous"})
 	if err != nil {
 		return fmt.Errorf("rolling back swarm service %s: %w", u.name, err)
 	}

@@ -30,6 +30,8 @@ const (
 func (u *update) settle(ctx context.Context, since time.Time) (swarm.Service, error) {
 	wctx, stop := context.WithCancel(ctx)
 	defer stop()
+	// Waiting for Swarm takes no worker slot: another deployment may build meanwhile.
+	defer u.r.Wait()()
 	changed, broken := u.t.watch(wctx, u.id, since)
 
 	delay := min(firstPoll, u.t.cfg.PollInterval)
