@@ -176,3 +176,28 @@ func (t *Target) Calls() []Call {
 	defer t.mu.Unlock()
 	return slices.Clone(t.calls)
 }
+
+// Waits is a Rollout.Waiting that counts the waits a target announces and the resumes it calls.
+type Waits struct {
+	mu             sync.Mutex
+	waits, resumes int
+}
+
+// Waiting counts a wait; the func it returns counts a resume.
+func (w *Waits) Waiting() (resume func()) {
+	w.mu.Lock()
+	w.waits++
+	w.mu.Unlock()
+	return func() {
+		w.mu.Lock()
+		w.resumes++
+		w.mu.Unlock()
+	}
+}
+
+// Counts returns how many waits were announced and how many resumed.
+func (w *Waits) Counts() (waits, resumes int) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.waits, w.resumes
+}

@@ -85,21 +85,29 @@ func (e Env) Image(t testing.TB, name string, lines ...string) string {
 	return e.buildPush(t, e.Registry+"/slipway-test/"+name+"-"+hex.EncodeToString(sum[:4]), dockerfile)
 }
 
-// PrivateImage is Image for a registry that wants a login (host, from testenv.AuthRegistry): the
-// image is pushed with user and password, then removed from the engine, so that running it
-// means pulling it with the login.
-func (e Env) PrivateImage(t testing.TB, host, user, password, name string, lines ...string) string {
+// Private is an image in a registry of its own that wants a login, and that login.
+type Private struct {
+	Ref                  string // pinned by digest
+	Host, User, Password string
+}
+
+// PrivateImage is Image in a registry that wants a login (testenv.AuthRegistry, started for t):
+// the image is pushed with the login, then removed from the engine, so that running it means
+// pulling it with the login.
+func (e Env) PrivateImage(t testing.TB, name string, lines ...string) Private {
 	t.Helper()
+	p := Private{User: "puller", Password: "pw-" + Name("secret")}
+	p.Host = testenv.AuthRegistry(t, p.User, p.Password)
 	nonce := Name("")
 	dockerfile := "FROM " + e.BaseImage + "\nLABEL dev.slipway.test.nonce=" + nonce + "\n" + strings.Join(lines, "\n") + "\n"
 	config := t.TempDir()
-	auth := base64.StdEncoding.EncodeToString([]byte(user + ":" + password))
-	if err := os.WriteFile(filepath.Join(config, "config.json"), []byte(`{"auths":{"`+host+`":{"auth":"`+auth+`"}}}`), 0o600); err != nil {
+	auth := base64.StdEncoding.EncodeToString([]byte(p.User + ":" + p.Password))
+	if err := os.WriteFile(filepath.Join(config, "config.json"), []byte(`{"auths":{"`+p.Host+`":{"auth":"`+auth+`"}}}`), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	ref := e.buildPush(t, host+"/slipway-test/"+name+nonce, dockerfile, "--config", config)
-	e.Docker(t, "rmi", "--force", ref[:strings.LastIndexByte(ref, '@')]+":latest")
-	return ref
+	p.Ref = e.buildPush(t, p.Host+"/slipway-test/"+name+nonce, dockerfile, "--config", config)
+	e.Docker(t, "rmi", "--force", p.Ref[:strings.LastIndexByte(p.Ref, '@')]+":latest")
+	return p
 }
 
 // buildPush builds dockerfile as repo:latest, pushes it (the docker CLI run with pushFlags) and

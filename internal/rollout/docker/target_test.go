@@ -13,11 +13,11 @@ import (
 	"time"
 
 	"github.com/slipway-dev/slipway/internal/deploy"
+	"github.com/slipway-dev/slipway/internal/deploy/deploytest"
 	"github.com/slipway-dev/slipway/internal/dockercli/dockertest"
 	"github.com/slipway-dev/slipway/internal/engine"
 	"github.com/slipway-dev/slipway/internal/registry"
 	"github.com/slipway-dev/slipway/internal/rollout/docker"
-	"github.com/slipway-dev/slipway/internal/testenv"
 )
 
 // fixture is one test's engine, target and container name, the container removed at the end.
@@ -150,17 +150,14 @@ func TestDeployReplacesAndRollsBack(t *testing.T) {
 
 	// The stability window is a wait: the worker's slot is lent out for it, and taken back.
 	r2 := f.rollout(v2)
-	var waits, resumes int
-	r2.Waiting = func() func() {
-		waits++
-		return func() { resumes++ }
-	}
+	var waits deploytest.Waits
+	r2.Waiting = waits.Waiting
 	log, err := f.deploy(t, r2)
 	if err != nil {
 		t.Fatalf("second deploy: %v", err)
 	}
-	if waits != 1 || resumes != 1 {
-		t.Errorf("the rollout said it waits %d times and resumed %d times, want 1 and 1", waits, resumes)
+	if waited, resumed := waits.Counts(); waited != 1 || resumed != 1 {
+		t.Errorf("the rollout said it waits %d times and resumed %d times, want 1 and 1", waited, resumed)
 	}
 	f.requireRunning(t, v2, "two")
 	f.requireNoPrevious(t)
@@ -435,23 +432,21 @@ func TestDeployRefusesContainersItDoesNotOwn(t *testing.T) {
 func TestDeployPullsWithTheRegistryLogin(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
-	const user = "puller"
-	password := "pw-" + dockertest.Name("secret")
-	host := testenv.AuthRegistry(t, user, password)
-	private := f.env.PrivateImage(t, host, user, password, "web-private",
+	p := f.env.PrivateImage(t, "web-private",
 		"RUN mkdir /www && echo private > /www/index.html",
 		`CMD ["sh", "-c", "exec httpd -f -h /www -p 127.0.0.1:$PORT"]`)
+	private := p.Ref
 
 	log, err := f.deploy(t, f.rollout(private))
 	if err == nil || !strings.Contains(err.Error(), "pulling "+private) {
 		t.Fatalf("deploy without a login: %v, want the pull refused", err)
 	}
-	if log.Contains(password) {
+	if log.Contains(p.Password) {
 		t.Error("the log shows the password")
 	}
 
 	creds, err := registry.New(registry.Config{Engine: dockertest.Engine(t, f.env.CLI, f.env.Host), StateDir: t.TempDir()},
-		registry.Static{host: {User: user, Password: password}}, slog.New(slog.DiscardHandler))
+		registry.Static{p.Host: {User: p.User, Password: p.Password}}, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}

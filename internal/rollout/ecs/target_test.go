@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/slipway-dev/slipway/internal/deploy"
+	"github.com/slipway-dev/slipway/internal/deploy/deploytest"
 	"github.com/slipway-dev/slipway/internal/rollout/ecs"
 	"github.com/slipway-dev/slipway/internal/rollout/ecs/ecstest"
 )
@@ -138,16 +139,13 @@ func TestDeployCompletes(t *testing.T) {
 	})
 	image := img("v2")
 	r := f.rollout("api", image)
-	var waits, resumes int
-	r.Waiting = func() func() {
-		waits++
-		return func() { resumes++ }
-	}
+	var waits deploytest.Waits
+	r.Waiting = waits.Waiting
 	if err := f.tgt.Deploy(t.Context(), r, f.log.log); err != nil {
 		t.Fatalf("Deploy: %v\n%s", err, f.log)
 	}
-	if waits != 1 || resumes != 1 {
-		t.Errorf("following ECS: said it waits %d times and resumed %d times, want 1 and 1", waits, resumes)
+	if waited, resumed := waits.Counts(); waited != 1 || resumed != 1 {
+		t.Errorf("following ECS: said it waits %d times and resumed %d times, want 1 and 1", waited, resumed)
 	}
 	s := f.d.Service("api")
 	if s.TaskDef != tdARN("api", 6) {

@@ -12,11 +12,11 @@ import (
 	"time"
 
 	"github.com/slipway-dev/slipway/internal/deploy"
+	"github.com/slipway-dev/slipway/internal/deploy/deploytest"
 	"github.com/slipway-dev/slipway/internal/dockercli/dockertest"
 	"github.com/slipway-dev/slipway/internal/engine"
 	"github.com/slipway-dev/slipway/internal/registry"
 	"github.com/slipway-dev/slipway/internal/rollout/swarm"
-	"github.com/slipway-dev/slipway/internal/testenv"
 )
 
 type fixture struct {
@@ -144,16 +144,13 @@ func TestDeployUpdatesServiceAndRollsBack(t *testing.T) {
 	log := dockertest.NewLog(t, nil)
 	start := time.Now()
 	r = f.rollout(second)
-	var waits, resumes int
-	r.Waiting = func() func() {
-		waits++
-		return func() { resumes++ }
-	}
+	var waits deploytest.Waits
+	r.Waiting = waits.Waiting
 	if err := f.tgt.Deploy(context.Background(), r, log.Func); err != nil {
 		t.Fatalf("deploy: %v", err)
 	}
-	if waits != 1 || resumes != 1 {
-		t.Errorf("waiting for Swarm: said it waits %d times and resumed %d times, want 1 and 1", waits, resumes)
+	if waited, resumed := waits.Counts(); waited != 1 || resumed != 1 {
+		t.Errorf("waiting for Swarm: said it waits %d times and resumed %d times, want 1 and 1", waited, resumed)
 	}
 	took, calls := time.Since(start), f.calls.Take()
 	t.Logf("Deploy took %s, API calls %v", took.Round(time.Millisecond), calls)
@@ -338,11 +335,9 @@ func TestOwnership(t *testing.T) {
 func TestDeployHandsTheNodesTheRegistryLogin(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
-	const user = "puller"
-	password := "pw-" + dockertest.Name("secret")
-	host := testenv.AuthRegistry(t, user, password)
 	first := f.sleeper(t, "public")
-	private := f.env.PrivateImage(t, host, user, password, "swarm-private", `CMD ["sleep", "600"]`)
+	p := f.env.PrivateImage(t, "swarm-private", `CMD ["sleep", "600"]`)
+	private := p.Ref
 	f.create(t, first)
 
 	log := dockertest.NewLog(t, nil)
@@ -352,7 +347,7 @@ func TestDeployHandsTheNodesTheRegistryLogin(t *testing.T) {
 	f.requireRunning(t, first)
 
 	creds, err := registry.New(registry.Config{Engine: dockertest.Engine(t, f.env.CLI, f.env.Host), StateDir: t.TempDir()},
-		registry.Static{host: {User: user, Password: password}}, slog.New(slog.DiscardHandler))
+		registry.Static{p.Host: {User: p.User, Password: p.Password}}, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -370,7 +365,7 @@ func TestDeployHandsTheNodesTheRegistryLogin(t *testing.T) {
 		t.Fatalf("deploy with the login: %v", err)
 	}
 	f.requireRunning(t, private)
-	if log.Contains(password) {
+	if log.Contains(p.Password) {
 		t.Error("the log shows the password")
 	}
 }
