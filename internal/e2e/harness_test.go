@@ -392,6 +392,22 @@ func (d *db) waitRunStatus(id int64, timeout time.Duration) deploy.Run {
 	}
 }
 
+// liveAt is when the docker target started a deployment's new container, from the line it logs
+// once the container runs, before the stability window or the health check; zero when none.
+func (d *db) liveAt(deploymentID int64) time.Time {
+	d.t.Helper()
+	lines, err := d.st.DeploymentLogs(context.Background(), deploymentID, 0, 100000)
+	if err != nil {
+		d.t.Fatal(err)
+	}
+	for _, l := range lines {
+		if strings.HasPrefix(l.Line, "waiting for ") && (strings.Contains(l.Line, " to stay up for ") || strings.Contains(l.Line, " to be healthy ")) {
+			return l.CreatedAt
+		}
+	}
+	return time.Time{}
+}
+
 func (d *db) logs(deploymentID int64) string {
 	d.t.Helper()
 	lines, err := d.st.DeploymentLogs(context.Background(), deploymentID, 0, 100000)

@@ -62,6 +62,18 @@ func monoReport(b *testing.B, ns []int, samples []monoSample) (full, short strin
 	}
 	t.WriteString("medians; times in seconds; CPU in CPU-seconds per service deployed\n")
 	t.WriteString(main.String())
+	live := func(s monoSample) float64 {
+		if s.live < 0 {
+			return -1
+		}
+		return s.live.Seconds()
+	}
+	t.WriteString("\npush → every new container started (live; Slipway's stability window follows, the bare script stops there)\n")
+	t.WriteString("| N | Slipway 4w | Slipway 8w | sequential script | parallel script |\n|---|---|---|---|---|\n")
+	for _, n := range ns {
+		fmt.Fprintf(&t, "| %d | %.2f | %.2f | %.2f | %.2f |\n", n, med(pick(n, "slipway-4w"), live), med(pick(n, "slipway-8w"), live),
+			med(pick(n, "script-seq"), live), med(pick(n, "script-par"), live))
+	}
 	t.WriteString("\nper side; \"own\" is the server's process, or the script's shell, git, tar and the wrappers' bash;\n")
 	t.WriteString("\"all\" is own plus every docker, git process it ran; dockerd counts what else ran on it meanwhile\n")
 	t.WriteString("| N | side | s | docker procs/deployment | docker subcommands (all pushes) | docker CLI CPU-s/svc | own CPU-s/svc | all CPU-s/svc | dockerd CPU-s/svc |\n")
@@ -141,6 +153,22 @@ func monoReport(b *testing.B, ns []int, samples []monoSample) (full, short strin
 		for _, side := range slipways {
 			ratio("N=1 <= 1.2x the script with the default stability window", 1, side, windowed[0], 1.2)
 			ratio("N=1 <= 1.2x the bare script", 1, side, "script-seq", 1.2)
+		}
+	}
+
+	// For reference, not a target of the issue's: how soon the push is live, where the bare
+	// scripts stop.
+	for _, c := range []struct {
+		n       int
+		against string
+	}{{1, "script-seq"}, {8, "script-par"}} {
+		if !slices.Contains(ns, c.n) {
+			continue
+		}
+		for _, side := range slipways {
+			sl, sc := med(pick(c.n, side), live), med(pick(c.n, c.against), live)
+			fmt.Fprintf(&t, "- for reference, push → live, N=%d, %s: %.2f s vs %s %.2f s = %.2fx\n", c.n, side, sl, c.against, sc, sl/sc)
+			b.ReportMetric(sl/sc, fmt.Sprintf("N%d-live-%s/%s", c.n, strings.ReplaceAll(side, "-", ""), strings.TrimPrefix(c.against, "script-")))
 		}
 	}
 

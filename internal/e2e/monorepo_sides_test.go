@@ -31,6 +31,9 @@ type monoSample struct {
 	side  string
 	n     int           // services deployed
 	total time.Duration // Slipway: 202 → the last deployment finished; script: exec → exit
+	// live is until every new container was started, before any stability window: Slipway's from
+	// its deployments' logs; the bare script's is its total (it stops there), -1 when unknown.
+	live time.Duration
 	procs monoProcs     // the docker CLI processes
 	// own is the CPU of the side's own process: the server's (utime+stime), or the script's
 	// shell, git and tar (its tree less the docker processes).
@@ -96,7 +99,7 @@ func (s *monoSlipway) deploy(b *testing.B, sha string, services []string) monoSa
 	if r.Status != deploy.StatusPlanned || len(r.Deployments) != len(services) {
 		b.Fatalf("%s: run %d: %s %q, %d deployments, want %d", s.label, runID, r.Status, r.Error, len(r.Deployments), len(services))
 	}
-	var last time.Time
+	var last, lastLive time.Time
 	var queued, build, push, rollout []float64
 	first, slotWaits := r.Deployments[0].CreatedAt, 0
 	for _, dep := range r.Deployments {
@@ -123,6 +126,9 @@ func (s *monoSlipway) deploy(b *testing.B, sha string, services []string) monoSa
 		if strings.Contains(log, "waiting for a build slot") {
 			slotWaits++
 		}
+		if at := s.d.liveAt(dep.ID); at.After(lastLive) {
+			lastLive = at
+		}
 		if dep.ClaimedAt != nil && dep.PushingAt != nil && dep.DeployingAt != nil {
 			queued = append(queued, dep.ClaimedAt.Sub(dep.CreatedAt).Seconds())
 			build = append(build, dep.PushingAt.Sub(*dep.ClaimedAt).Seconds())
@@ -134,7 +140,11 @@ func (s *monoSlipway) deploy(b *testing.B, sha string, services []string) monoSa
 	stages := fmt.Sprintf("202 → planned %.2fs; per deployment, median (max): queued %s, claimed → pushing %s "+
 		"(%d waited for a build slot), push %s, rollout %s",
 		first.Sub(accepted).Seconds(), monoMedMax(queued), monoMedMax(build), slotWaits, monoMedMax(push), monoMedMax(rollout))
-	return monoSample{side: s.label, n: len(services), total: last.Sub(accepted), procs: procs,
+	live := time.Duration(-1)
+	if !lastLive.IsZero() {
+		live = lastLive.Sub(accepted)
+	}
+	return monoSample{side: s.label, n: len(services), total: last.Sub(accepted), live: live, procs: procs,
 		own: cpu.own, all: cpu.own + cpu.children, engine: monoDelta(eng0, eng1), stages: stages}
 }
 
@@ -215,7 +225,11 @@ func (s *monoScript) deploy(b *testing.B, sha string, services []string) monoSam
 		s.digests[svc] = d
 	}
 	all := cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
-	return monoSample{side: s.label, n: len(services), total: total, procs: procs,
+	live := total
+	if s.window > 0 {
+		live = -1
+	}
+	return monoSample{side: s.label, n: len(services), total: total, live: live, procs: procs,
 		own: all - procs.cpu, all: all, engine: monoDelta(eng0, eng1)}
 }
 
