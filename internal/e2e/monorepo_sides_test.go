@@ -33,8 +33,8 @@ type monoSample struct {
 	total time.Duration // Slipway: 202 → the last deployment finished; script: exec → exit
 	// live is until every new container was started, before any stability window: Slipway's from
 	// its deployments' logs; the bare script's is its total (it stops there), -1 when unknown.
-	live time.Duration
-	procs monoProcs     // the docker CLI processes
+	live  time.Duration
+	procs monoProcs // the docker CLI processes
 	// own is the CPU of the side's own process: the server's (utime+stime), or the script's
 	// shell, git and tar (its tree less the docker processes).
 	own time.Duration
