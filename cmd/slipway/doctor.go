@@ -172,20 +172,10 @@ func configResult(path string, env []string, err error, cfg config.Config) resul
 	switch {
 	case path != "":
 		from = path
-	case envMap(env)["SLIPWAY_CONFIG"] != "":
-		from = envMap(env)["SLIPWAY_CONFIG"] + " (SLIPWAY_CONFIG)"
+	case config.EnvMap(env)["SLIPWAY_CONFIG"] != "":
+		from = config.EnvMap(env)["SLIPWAY_CONFIG"] + " (SLIPWAY_CONFIG)"
 	}
 	return passed("loads and validates (%s)", from)
-}
-
-func envMap(env []string) map[string]string {
-	m := map[string]string{}
-	for _, kv := range env {
-		if k, v, ok := strings.Cut(kv, "="); ok {
-			m[k] = v
-		}
-	}
-	return m
 }
 
 // dbWhere names the database's host and name, never its user or password.

@@ -216,7 +216,7 @@ func Defaults() Config {
 // result. PGPASSWORD_FILE puts the database password into database_url; PGPASSWORD itself is
 // left to the driver.
 func Load(explicitPath string, env []string) (Config, error) {
-	vars := envMap(env)
+	vars := EnvMap(env)
 	cfg := Defaults()
 	if err := readFile(explicitPath, vars, &cfg); err != nil {
 		return Config{}, err
@@ -272,7 +272,7 @@ func readFile(explicitPath string, vars map[string]string, cfg *Config) error {
 // ListenAddr is the address serve listens on, as Load would find it, without reading or
 // checking anything else (no secret, no database URL): for the health check.
 func ListenAddr(explicitPath string, env []string) (string, error) {
-	vars := envMap(env)
+	vars := EnvMap(env)
 	cfg := Defaults()
 	if err := readFile(explicitPath, vars, &cfg); err != nil {
 		return "", err

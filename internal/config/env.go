@@ -148,8 +148,9 @@ func setRepositories(c *Config, v string) error {
 	return nil
 }
 
-// envMap is env as a map, the last of a name winning (as the flags appended last do).
-func envMap(env []string) map[string]string {
+// EnvMap is env (NAME=value lines) as a map, the last of a name winning (as the flags appended
+// last do).
+func EnvMap(env []string) map[string]string {
 	m := map[string]string{}
 	for _, kv := range env {
 		if k, v, ok := strings.Cut(kv, "="); ok {
@@ -210,7 +211,7 @@ func (c Config) UnknownEnv(env []string) []string {
 		known = append(known, name+fileSuffix)
 	}
 	var names []string
-	for name := range envMap(env) {
+	for name := range EnvMap(env) {
 		if !strings.HasPrefix(name, "SLIPWAY_") || slices.Contains(known, name) ||
 			slices.ContainsFunc(harnessPrefixes, func(p string) bool { return strings.HasPrefix(name, p) }) {
 			continue

@@ -47,7 +47,7 @@ func TestSecretFileValues(t *testing.T) {
 				env = env[1:]
 			}
 			// Load's first steps: the OIDC secret alone would not validate.
-			vars := envMap(env)
+			vars := EnvMap(env)
 			cfg := Defaults()
 			files, err := readSecretFiles(vars, cfg.secretEnvNames())
 			if err != nil {
